@@ -1,0 +1,13 @@
+//! The group configuration file (a **contract**: keys exactly as in DESIGN.md).
+//!
+//! One YAML file per group, identical on every member; a member picks its own entry by name.
+//! [`GroupConfig::from_yaml`] parses with field paths in errors, [`GroupConfig::validate`]
+//! returns *every* problem, each naming the field path (`netCheck.timeout: ...`).
+
+mod load;
+mod types;
+mod validate;
+
+pub use load::{ConfigError, LoadError};
+pub use types::*;
+pub use validate::Problem;

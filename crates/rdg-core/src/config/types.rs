@@ -1,0 +1,336 @@
+//! Serde/schemars types of the group configuration. Defaults live here, next to the fields.
+
+use crate::Dur;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// A whole redundant group: who is in it, how they heartbeat, and what the hot member owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Group name (D2000 GroupName). Empty: run standalone, always hot, no heartbeats.
+    #[serde(default)]
+    pub name: String,
+    /// Heartbeat timing and transport.
+    #[serde(default)]
+    pub heartbeat: Heartbeat,
+    /// One or two networks the members heartbeat on.
+    #[serde(default)]
+    pub networks: Vec<Network>,
+    /// The members of the group (D2000 KernelName, Priority, IPAddr1/IPAddr2).
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// When true, a higher-priority standby takes the role from a running hot member (after
+    /// `preemptDelay`, by a planned hand-over). Default false: a running hot member keeps it.
+    #[serde(default)]
+    pub preempt: bool,
+    /// How long a higher-priority standby must be ready before it preempts.
+    #[serde(default)]
+    pub preempt_delay: Dur,
+    /// Bounds of the temporal states (the D2000 RD_TIMEOUT_* family).
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Addresses pinged before taking over, so an isolated member never grabs the role.
+    #[serde(default)]
+    pub net_check: NetCheck,
+    /// Virtual IPs owned by the hot member.
+    #[serde(default)]
+    pub vips: Vec<Vip>,
+    /// Where the agent writes its role and lease (JSON); default `/run/rdg/<name>.role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_file: Option<String>,
+    /// Heartbeat authentication; without it datagrams carry no MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// Local status endpoint (/status, /healthz, /metrics).
+    #[serde(default)]
+    pub status: StatusEndpoint,
+    /// The Infocast carousel sent only while hot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmitter: Option<Transmitter>,
+}
+
+/// Heartbeat timing and transport, shared by all networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Time between heartbeats on every network.
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// No heartbeat from the hot member on ALL networks for this long = hot member lost.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    /// UDP port used on every network.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Multicast TTL of heartbeats.
+    #[serde(default = "default_ttl")]
+    pub ttl: u8,
+}
+
+fn default_interval() -> Dur {
+    Dur::from_millis(100)
+}
+fn default_timeout() -> Dur {
+    Dur::from_millis(500)
+}
+fn default_port() -> u16 {
+    8035
+}
+fn default_ttl() -> u8 {
+    5
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            port: default_port(),
+            ttl: default_ttl(),
+        }
+    }
+}
+
+/// One network the members heartbeat on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    /// Name members use in `addresses` and VIPs use in `network`.
+    pub name: String,
+    /// Multicast group; leave out to send unicast to the other members' addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multicast: Option<IpAddr>,
+}
+
+/// One member of the group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Member {
+    /// Unique member name (D2000 KernelName).
+    pub name: String,
+    /// Higher wins when the hot member fails. 0 = never promoted automatically, only by an
+    /// operator's switchover command.
+    pub priority: u16,
+    /// This member's address on each network, by network name; the interface holding it is
+    /// the one used for that network.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, IpAddr>,
+}
+
+/// Bounds of the temporal states (D2000 RD_TIMEOUT_*). Every transition ends by its bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// iElection: how long a starting member listens before choosing a role.
+    #[serde(default = "default_election")]
+    pub election: Dur,
+    /// iWaitingHot: how long a standby waits for a better candidate to become hot.
+    #[serde(default = "default_waiting_hot")]
+    pub waiting_hot: Dur,
+    /// iWaitingReadyHot: how long a hand-over target waits for the hot member to release.
+    #[serde(default = "default_waiting_ready_hot")]
+    pub waiting_ready_hot: Dur,
+    /// iStartingKernelToSBS: how long a starting member confirms the hot member on every
+    /// network before declaring itself standby.
+    #[serde(default = "default_starting_to_standby")]
+    pub starting_to_standby: Dur,
+    /// iStartingKernelToHot: how long a new hot member has to bring up its hot side.
+    #[serde(default = "default_starting_to_hot")]
+    pub starting_to_hot: Dur,
+    /// iHotOrSBSToSBS_WaitForHot: after a planned hand-over, how long the old hot member
+    /// waits for the new one to appear before the normal rules apply again.
+    #[serde(default = "default_to_standby_wait_for_hot")]
+    pub to_standby_wait_for_hot: Dur,
+    /// iHotOrSBSToSBS_WaitAnsConn: after stepping down (conflict or lost lease), how long to
+    /// wait to hear the hot member before the normal rules apply again.
+    #[serde(default = "default_to_standby_wait_ans_conn")]
+    pub to_standby_wait_ans_conn: Dur,
+}
+
+fn default_election() -> Dur {
+    Dur::from_millis(1000)
+}
+fn default_waiting_hot() -> Dur {
+    Dur::from_millis(2000)
+}
+fn default_waiting_ready_hot() -> Dur {
+    Dur::from_millis(1000)
+}
+fn default_starting_to_standby() -> Dur {
+    Dur::from_millis(500)
+}
+fn default_starting_to_hot() -> Dur {
+    Dur::from_millis(500)
+}
+fn default_to_standby_wait_for_hot() -> Dur {
+    Dur::from_millis(2000)
+}
+fn default_to_standby_wait_ans_conn() -> Dur {
+    Dur::from_millis(1000)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            election: default_election(),
+            waiting_hot: default_waiting_hot(),
+            waiting_ready_hot: default_waiting_ready_hot(),
+            starting_to_standby: default_starting_to_standby(),
+            starting_to_hot: default_starting_to_hot(),
+            to_standby_wait_for_hot: default_to_standby_wait_for_hot(),
+            to_standby_wait_ans_conn: default_to_standby_wait_ans_conn(),
+        }
+    }
+}
+
+/// The isolation check: ICMP echo to `targets`; none answering twice in a row = isolated (CS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetCheck {
+    /// Addresses to ping (other members and at least one non-member, e.g. the gateway).
+    /// Empty: no net check (always passes).
+    #[serde(default)]
+    pub targets: Vec<IpAddr>,
+    /// Per-ping timeout (D2000 NetCheck_Ping_TIME_OUT).
+    #[serde(default = "default_net_check_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_net_check_timeout() -> Dur {
+    Dur::from_millis(200)
+}
+
+impl Default for NetCheck {
+    fn default() -> Self {
+        NetCheck {
+            targets: Vec::new(),
+            timeout: default_net_check_timeout(),
+        }
+    }
+}
+
+/// A virtual IP owned by the hot member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Vip {
+    /// Address with prefix length, e.g. `10.0.0.100/24` or `2001:db8::100/64`.
+    pub address: String,
+    /// Name of the network (from `networks`) whose interface gets the address.
+    pub network: String,
+}
+
+/// Heartbeat authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Auth {
+    /// File holding the shared HMAC-SHA256 key; heartbeats without a valid MAC are dropped.
+    pub key_file: String,
+}
+
+/// The local status endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusEndpoint {
+    /// Address to serve /status, /healthz and /metrics on.
+    #[serde(default = "default_status_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_status_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9035))
+}
+
+impl Default for StatusEndpoint {
+    fn default() -> Self {
+        StatusEndpoint {
+            listen: default_status_listen(),
+        }
+    }
+}
+
+/// The Infocast carousel transmitter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Transmitter {
+    /// Multicast channels to send.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+/// One carousel channel (a multicast group and port) and the objects it cycles through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Channel {
+    /// Multicast group the channel is sent to.
+    pub address: IpAddr,
+    /// UDP port.
+    pub port: u16,
+    /// Multicast TTL.
+    #[serde(default = "default_ttl")]
+    pub ttl: u8,
+    /// Sending rate, e.g. `2Mbit`, `500kbit`, `1Gbit` (bits per second).
+    pub bit_rate: String,
+    /// Payload bytes per datagram.
+    #[serde(default = "default_payload_size")]
+    pub payload_size: u32,
+    /// Objects sent in turn.
+    #[serde(default)]
+    pub objects: Vec<CarouselObject>,
+}
+
+fn default_payload_size() -> u32 {
+    1024
+}
+
+/// One object of the carousel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CarouselObject {
+    /// Name shown to receivers and in logs (`Processing "bootcast_1900"`).
+    pub name: String,
+    /// Kind of object.
+    #[serde(rename = "type", default)]
+    pub kind: ObjectKind,
+    /// File whose bytes are the object.
+    pub source: String,
+}
+
+/// Kind of a carousel object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// A set-top box boot descriptor.
+    Bootcastinfo,
+    /// Any other file.
+    #[default]
+    Generic,
+}
+
+impl GroupConfig {
+    /// True when the group name is empty: run standalone, always hot, no heartbeats.
+    pub fn is_standalone(&self) -> bool {
+        self.name.is_empty()
+    }
+
+    /// The entry of member `name`, if any.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// Index of network `name` in `networks`.
+    pub fn network_index(&self, name: &str) -> Option<usize> {
+        self.networks.iter().position(|n| n.name == name)
+    }
+
+    /// The role file path, with the default `/run/rdg/<name>.role` filled in.
+    pub fn role_file_path(&self) -> String {
+        match &self.role_file {
+            Some(p) => p.clone(),
+            None if self.name.is_empty() => "/run/rdg/standalone.role".to_string(),
+            None => format!("/run/rdg/{}.role", self.name),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: turn parsed arguments into calls and exit codes.
+
+pub mod check_config;
+pub mod demo;
+pub mod simulate;

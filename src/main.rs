@@ -1,0 +1,38 @@
+//! `rdg`: one binary, one subcommand per job. Argument parsing lives here; the work is done
+//! by the crates under `crates/` (see `cmd/` for the thin glue of each subcommand).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Redundant groups for Infocast servers: exactly one hot member, sub-second failover.
+#[derive(Debug, Parser)]
+#[command(name = "rdg", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a group configuration file: exit 0 when valid, 2 with one line per problem.
+    CheckConfig {
+        /// The group configuration (YAML).
+        file: PathBuf,
+    },
+    /// Run many seeded scenarios of the election in virtual time and check its invariants.
+    Simulate(cmd::simulate::Args),
+    /// Show a group of three members electing, failing over and recovering (no root needed).
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => cmd::check_config::run(&file),
+        Command::Simulate(args) => cmd::simulate::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
+    }
+}
