@@ -49,7 +49,11 @@ pub fn run(args: &Args) -> ExitCode {
         world.step();
         for l in world.take_log() {
             if args.verbose || interesting(&l.text) {
-                let who = if l.member.is_empty() { "world" } else { &l.member };
+                let who = if l.member.is_empty() {
+                    "world"
+                } else {
+                    &l.member
+                };
                 println!("[{:>7.3}s] {:<6} {}", l.at.as_secs_f64(), who, l.text);
             }
         }
@@ -64,7 +68,9 @@ pub fn run(args: &Args) -> ExitCode {
         None => println!("failover: none measured"),
     }
     if checker.violations.is_empty() {
-        println!("invariants: all held (one hot member at a time, no takeover on a single-network cut)");
+        println!(
+            "invariants: all held (one hot member at a time, no takeover on a single-network cut)"
+        );
         ExitCode::SUCCESS
     } else {
         for v in &checker.violations {
@@ -76,8 +82,17 @@ pub fn run(args: &Args) -> ExitCode {
 
 fn interesting(text: &str) -> bool {
     const KEYS: [&str; 11] = [
-        "HOT", "Primary/coordinator", "lost", "anomaly", "recovered", "released", "kill",
-        "start", "link", "-> SBS/iNone", "left",
+        "HOT",
+        "Primary/coordinator",
+        "lost",
+        "anomaly",
+        "recovered",
+        "released",
+        "kill",
+        "start",
+        "link",
+        "-> SBS/iNone",
+        "left",
     ];
     KEYS.iter().any(|k| text.contains(k))
 }

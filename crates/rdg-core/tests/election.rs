@@ -54,7 +54,11 @@ fn assert_clean(w: &World) {
 
 /// Starts a, b, c 300 ms apart and lets the election settle.
 fn started() -> Vec<(u64, Action)> {
-    vec![(0, Action::Start(0)), (300, Action::Start(1)), (600, Action::Start(2))]
+    vec![
+        (0, Action::Start(0)),
+        (300, Action::Start(1)),
+        (600, Action::Start(2)),
+    ]
 }
 
 #[test]
@@ -62,7 +66,11 @@ fn first_up_wins_even_with_lower_priority() {
     // c (priority 10) starts alone; a and b join later and must stay standby.
     let mut w = world(
         GROUP,
-        vec![(0, Action::Start(2)), (2000, Action::Start(0)), (2100, Action::Start(1))],
+        vec![
+            (0, Action::Start(2)),
+            (2000, Action::Start(0)),
+            (2100, Action::Start(1)),
+        ],
     );
     w.run_until(ms(1500));
     assert_eq!(w.hot_members(), ["c"]);
@@ -82,7 +90,11 @@ fn first_up_wins_even_with_lower_priority() {
 fn simultaneous_start_elects_highest_priority() {
     let mut w = world(
         GROUP,
-        vec![(0, Action::Start(2)), (5, Action::Start(1)), (10, Action::Start(0))],
+        vec![
+            (0, Action::Start(2)),
+            (5, Action::Start(1)),
+            (10, Action::Start(0)),
+        ],
     );
     w.run_until(ms(3000));
     assert_eq!(w.hot_members(), ["a"]);
@@ -106,7 +118,10 @@ fn host_death_best_standby_takes_over_with_next_epoch() {
     assert_eq!(w.state_of(1).unwrap().2, epoch_before + 1);
     assert_eq!(state(&w, "c"), State::SBS);
     let t = w.checker().failover_times[0];
-    assert!(t <= ms(300), "detected within the timeout after the last heartbeat: {t:?}");
+    assert!(
+        t <= ms(300),
+        "detected within the timeout after the last heartbeat: {t:?}"
+    );
     assert_clean(&w);
 }
 
@@ -126,14 +141,20 @@ fn one_network_cut_is_an_anomaly_not_a_takeover() {
     w.run_until(ms(6000));
     assert_eq!(w.hot_members(), ["a"]);
     let log = w.take_log();
-    assert!(log.iter().any(|l| l.member == "b" && l.text.contains("network recovered: a")));
+    assert!(
+        log.iter()
+            .any(|l| l.member == "b" && l.text.contains("network recovered: a"))
+    );
     assert_clean(&w);
 }
 
 #[test]
 fn both_networks_cut_means_takeover() {
     let mut actions = started();
-    actions.extend([(3000, Action::LinkDown(0, 1)), (3000, Action::LinkDown(0, 0))]);
+    actions.extend([
+        (3000, Action::LinkDown(0, 1)),
+        (3000, Action::LinkDown(0, 0)),
+    ]);
     let mut w = world(GROUP, actions);
     w.run_until(ms(3500));
     // a is cut off from everything (net-check targets too): it goes CS, b takes over.
@@ -156,7 +177,11 @@ fn isolated_standby_goes_cs_and_never_takes_over() {
     w.run_until(ms(3500));
     assert_eq!(state(&w, "b"), State::CS, "two failed net checks");
     w.run_until(ms(5000));
-    assert_eq!(w.hot_members(), ["c"], "the non-isolated standby takes over, not b");
+    assert_eq!(
+        w.hot_members(),
+        ["c"],
+        "the non-isolated standby takes over, not b"
+    );
     assert_clean(&w);
 }
 
@@ -173,7 +198,10 @@ fn priority_zero_is_never_promoted_automatically_only_by_command() {
         ],
     );
     w.run_until(ms(7900));
-    assert!(w.hot_members().is_empty(), "b is the last one but has priority 0");
+    assert!(
+        w.hot_members().is_empty(),
+        "b is the last one but has priority 0"
+    );
     assert_eq!(state(&w, "b"), State::SBS);
     w.run_until(ms(8100));
     assert_eq!(w.hot_members(), ["b"], "the operator's command promotes it");
@@ -190,11 +218,22 @@ fn manual_switchover_releases_first_then_target_takes_over() {
     assert_eq!(w.hot_members(), ["a"]);
     w.take_log();
     w.run_until(ms(3100));
-    assert_eq!(w.hot_members(), ["c"], "priority 0 allowed by an operator's command");
+    assert_eq!(
+        w.hot_members(),
+        ["c"],
+        "priority 0 allowed by an operator's command"
+    );
     let log = w.take_log();
-    let released = log.iter().position(|l| l.member == "a" && l.text.starts_with("released"));
-    let hot = log.iter().position(|l| l.member == "c" && l.text.starts_with("became HOT"));
-    assert!(released.is_some() && hot.is_some() && released < hot, "old releases before new starts: {log:?}");
+    let released = log
+        .iter()
+        .position(|l| l.member == "a" && l.text.starts_with("released"));
+    let hot = log
+        .iter()
+        .position(|l| l.member == "c" && l.text.starts_with("became HOT"));
+    assert!(
+        released.is_some() && hot.is_some() && released < hot,
+        "old releases before new starts: {log:?}"
+    );
     assert_clean(&w);
 }
 
@@ -204,7 +243,11 @@ fn graceful_stop_hands_over_without_waiting_for_the_timeout() {
     actions.push((3000, Action::Stop(0)));
     let mut w = world(GROUP, actions);
     w.run_until(ms(3010));
-    assert_eq!(w.hot_members(), ["b"], "b took over within milliseconds, not after 300 ms");
+    assert_eq!(
+        w.hot_members(),
+        ["b"],
+        "b took over within milliseconds, not after 300 ms"
+    );
     assert_clean(&w);
 }
 
@@ -231,7 +274,10 @@ fn returning_member_takes_back_with_preempt_by_planned_handover() {
     w.run_until(ms(9000));
     assert_eq!(w.hot_members(), ["a"]);
     let log = w.take_log();
-    assert!(log.iter().any(|l| l.member == "b" && l.text == "released the hot role (handover)"));
+    assert!(
+        log.iter()
+            .any(|l| l.member == "b" && l.text == "released the hot role (handover)")
+    );
     assert_clean(&w);
 }
 
@@ -250,9 +296,16 @@ fn partition_heal_leaves_one_hot_member_within_an_interval() {
     let mut w = world_with(GROUP, actions, true);
     w.run_until(ms(5000));
     assert_eq!(w.hot_members(), ["a", "b"], "each side has its hot member");
-    assert!(w.state_of(1).unwrap().2 > w.state_of(0).unwrap().2, "b's term is newer");
+    assert!(
+        w.state_of(1).unwrap().2 > w.state_of(0).unwrap().2,
+        "b's term is newer"
+    );
     w.run_until(ms(6100));
-    assert_eq!(w.hot_members(), ["b"], "the newer epoch stays, a steps down within an interval");
+    assert_eq!(
+        w.hot_members(),
+        ["b"],
+        "the newer epoch stays, a steps down within an interval"
+    );
     assert_eq!(state(&w, "a"), State::SBS);
     assert_clean(&w);
 }
@@ -263,13 +316,20 @@ fn frozen_hot_member_loses_its_lease_and_steps_down_on_resume() {
     actions.extend([(3000, Action::Freeze(0)), (3600, Action::Resume(0))]);
     let mut w = world(GROUP, actions);
     w.run_until(ms(3500));
-    assert_eq!(w.hot_members(), ["b"], "a is frozen; b took over after the timeout");
+    assert_eq!(
+        w.hot_members(),
+        ["b"],
+        "a is frozen; b took over after the timeout"
+    );
     let lease = w.checker().violations.is_empty();
     assert!(lease, "a's lease ran out before b took over");
     w.take_log();
     w.run_until(ms(3601));
     assert_eq!(w.hot_members(), ["b"], "a stepped down at once on resume");
     let log = w.take_log();
-    assert!(log.iter().any(|l| l.member == "a" && l.text == "released the hot role (lease-expired)"));
+    assert!(
+        log.iter()
+            .any(|l| l.member == "a" && l.text == "released the hot role (lease-expired)")
+    );
     assert_clean(&w);
 }

@@ -19,7 +19,11 @@ fn opts(fault: Option<Fault>) -> SimOptions {
 fn many_seeds_without_violations() {
     let s = run_seeds(0, 400, &opts(None), 2);
     assert_eq!(s.violations, 0, "{:?}", s.first_violations);
-    assert!(s.failovers > 100, "the scenarios do exercise failovers: {}", s.failovers);
+    assert!(
+        s.failovers > 100,
+        "the scenarios do exercise failovers: {}",
+        s.failovers
+    );
     assert!(s.max_failover_ms > 0.0);
 }
 
@@ -50,7 +54,10 @@ fn caught(fault: Fault, rule: &str) {
     );
     let v = &s.first_violations[0];
     let replay = run_seed(v.seed, &opts(Some(fault)));
-    assert!(replay.violations.contains(v), "the failing seed replays the same violation");
+    assert!(
+        replay.violations.contains(v),
+        "the failing seed replays the same violation"
+    );
 }
 
 #[test]

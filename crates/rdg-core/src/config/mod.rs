@@ -6,8 +6,10 @@
 
 mod load;
 mod types;
+mod units;
 mod validate;
 
 pub use load::{ConfigError, LoadError};
 pub use types::*;
+pub use units::*;
 pub use validate::Problem;

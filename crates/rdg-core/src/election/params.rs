@@ -78,7 +78,11 @@ impl Params {
             names,
             priorities,
             me,
-            networks: if cfg.is_standalone() { 0 } else { cfg.networks.len() },
+            networks: if cfg.is_standalone() {
+                0
+            } else {
+                cfg.networks.len()
+            },
             interval: cfg.heartbeat.interval.get(),
             timeout: cfg.heartbeat.timeout.get(),
             preempt: cfg.preempt,

@@ -120,7 +120,13 @@ impl Peer {
     /// After the state machine was not run for a while (process frozen), gives every member
     /// that was alive before the gap at least `grace` more, so a stale view causes no
     /// takeover before fresh heartbeats (already queued in the socket) are read.
-    pub fn extend_after_gap(&mut self, before_gap: Duration, now: Duration, timeout: Duration, grace: Duration) {
+    pub fn extend_after_gap(
+        &mut self,
+        before_gap: Duration,
+        now: Duration,
+        timeout: Duration,
+        grace: Duration,
+    ) {
         let floor = (now + grace).saturating_sub(timeout);
         for t in self.heard.iter_mut().flatten() {
             if before_gap < *t + timeout && *t < floor {

@@ -105,7 +105,8 @@ impl Checker {
                 hosts[m].hot().then_some(m)
             }
             Action::LinkDown(m, n) => {
-                let others_down = (0..hosts[m].params.networks).all(|o| o == n || !hosts[m].links[o]);
+                let others_down =
+                    (0..hosts[m].params.networks).all(|o| o == n || !hosts[m].links[o]);
                 (hosts[m].hot() && others_down).then_some(m)
             }
             _ => None,
@@ -122,16 +123,30 @@ impl Checker {
         self.last_hot_heard[from][to] = Some((now, epoch));
     }
 
-    pub(super) fn on_became_hot(&mut self, now: Duration, m: usize, reason: HotReason, hosts: &[Host]) {
+    pub(super) fn on_became_hot(
+        &mut self,
+        now: Duration,
+        m: usize,
+        reason: HotReason,
+        hosts: &[Host],
+    ) {
         let name = hosts[m].name.clone();
         if hosts[m].priority == 0 {
             let commanded = self.manual_to[m].is_some_and(|t| now < t + Duration::from_secs(10));
             if reason != HotReason::Handover || !commanded {
-                self.violate(now, "priority-zero", format!("{name} (priority 0) became hot by {reason:?} without a command"));
+                self.violate(
+                    now,
+                    "priority-zero",
+                    format!("{name} (priority 0) became hot by {reason:?} without a command"),
+                );
             }
         }
         if self.has_targets && hosts[m].last_round != Some(true) {
-            self.violate(now, "net-check", format!("{name} became hot while its last net check failed or was missing"));
+            self.violate(
+                now,
+                "net-check",
+                format!("{name} became hot while its last net check failed or was missing"),
+            );
         }
         for (i, h) in hosts.iter().enumerate() {
             if i == m {
@@ -155,9 +170,15 @@ impl Checker {
                 let term = h.node.as_ref().map_or(0, |n| n.epoch());
                 if let Some((t, _)) = self.last_hot_heard[i][m].filter(|&(_, e)| e == term) {
                     if now + Duration::from_millis(1) < t + self.timeout {
-                        self.violate(now, "single-network", format!(
-                            "{name} took over although hot {} was heard {} ms ago",
-                            h.name, (now - t).as_millis()));
+                        self.violate(
+                            now,
+                            "single-network",
+                            format!(
+                                "{name} took over although hot {} was heard {} ms ago",
+                                h.name,
+                                (now - t).as_millis()
+                            ),
+                        );
                     }
                 }
             }
@@ -185,7 +206,8 @@ impl Checker {
             self.outage = None; // back (e.g. a short freeze) and still hot: no failover needed
         }
         let networks = hosts.first().map_or(0, |h| h.params.networks);
-        let linked = |a: usize, b: usize| (0..networks).any(|k| World::connected(hosts, partition, a, b, k));
+        let linked =
+            |a: usize, b: usize| (0..networks).any(|k| World::connected(hosts, partition, a, b, k));
         // 1. Two hot members that can hear each other: resolved within timeout + interval.
         let limit = self.timeout + self.interval + Duration::from_millis(5);
         for a in 0..n {
@@ -194,8 +216,12 @@ impl Checker {
                     let (since, reported) = *self.dual_since.entry((a, b)).or_insert((now, false));
                     if now > since + limit && !reported {
                         self.dual_since.insert((a, b), (since, true));
-                        let detail = format!("{} and {} both hot and connected for {} ms",
-                            hosts[a].name, hosts[b].name, (now - since).as_millis());
+                        let detail = format!(
+                            "{} and {} both hot and connected for {} ms",
+                            hosts[a].name,
+                            hosts[b].name,
+                            (now - since).as_millis()
+                        );
                         self.violate(now, "two-hot", detail);
                     }
                 } else {
@@ -206,15 +232,16 @@ impl Checker {
         // 2. A member failing its net check is never hot.
         for h in hosts {
             if h.hot() && h.net_fail_streak >= 2 {
-                let detail = format!("{} is hot after {} failed net checks", h.name, h.net_fail_streak);
+                let detail = format!(
+                    "{} is hot after {} failed net checks",
+                    h.name, h.net_fail_streak
+                );
                 self.violate(now, "net-check", detail);
             }
         }
         // 3. Liveness: once the faults are over, every eligible member is hot or hears one.
         for e in 0..n {
-            let eligible = hosts[e].running()
-                && hosts[e].priority > 0
-                && reaches_targets[e];
+            let eligible = hosts[e].running() && hosts[e].priority > 0 && reaches_targets[e];
             let served = hosts[e].hot() || (0..n).any(|h| h != e && hosts[h].hot() && linked(e, h));
             if !eligible || served {
                 self.lack_since[e] = None;
@@ -224,8 +251,11 @@ impl Checker {
             let from = since.max(self.last_disturbance);
             if now > from + self.liveness_bound && !reported {
                 self.lack_since[e] = Some((since, true));
-                let detail = format!("{} eligible without a reachable hot member for {} ms after the last fault",
-                    hosts[e].name, (now - from).as_millis());
+                let detail = format!(
+                    "{} eligible without a reachable hot member for {} ms after the last fault",
+                    hosts[e].name,
+                    (now - from).as_millis()
+                );
                 self.violate(now, "liveness", detail);
             }
         }

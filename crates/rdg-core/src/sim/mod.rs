@@ -127,7 +127,10 @@ fn summarize(first: u64, count: u64, opts: &SimOptions, mut outcomes: Vec<SeedOu
         .flat_map(|o| o.failover_times.iter().map(move |t| (*t, o.seed)))
         .max()
         .map(|(_, seed)| seed);
-    let mut times: Vec<Duration> = outcomes.iter().flat_map(|o| o.failover_times.iter().copied()).collect();
+    let mut times: Vec<Duration> = outcomes
+        .iter()
+        .flat_map(|o| o.failover_times.iter().copied())
+        .collect();
     times.sort();
     let pct = |p: f64| -> f64 {
         if times.is_empty() {
@@ -136,8 +139,15 @@ fn summarize(first: u64, count: u64, opts: &SimOptions, mut outcomes: Vec<SeedOu
         let i = ((times.len() as f64 - 1.0) * p).round() as usize;
         times[i].as_secs_f64() * 1000.0
     };
-    let violations: Vec<Violation> = outcomes.iter().flat_map(|o| o.violations.iter().cloned()).collect();
-    let mut failing: Vec<u64> = outcomes.iter().filter(|o| !o.violations.is_empty()).map(|o| o.seed).collect();
+    let violations: Vec<Violation> = outcomes
+        .iter()
+        .flat_map(|o| o.violations.iter().cloned())
+        .collect();
+    let mut failing: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| !o.violations.is_empty())
+        .map(|o| o.seed)
+        .collect();
     failing.truncate(100);
     Summary {
         seeds: count,
@@ -152,7 +162,10 @@ fn summarize(first: u64, count: u64, opts: &SimOptions, mut outcomes: Vec<SeedOu
         p99_failover_ms: pct(0.99),
         max_failover_ms: pct(1.0),
         max_failover_seed,
-        lease_overlaps_after_loss: outcomes.iter().map(|o| u64::from(o.lease_overlaps_after_loss)).sum(),
+        lease_overlaps_after_loss: outcomes
+            .iter()
+            .map(|o| u64::from(o.lease_overlaps_after_loss))
+            .sum(),
         first_violations: violations.into_iter().take(20).collect(),
     }
 }

@@ -182,7 +182,11 @@ fn schedule<R: Rng>(rng: &mut R, cfg: &GroupConfig, duration: Duration) -> Vec<(
     // Start-up: sometimes all at once, sometimes one after another.
     let together = rng.random_bool(0.3);
     for m in 0..members {
-        let at = if together { ms(rng, 0, 20) } else { ms(rng, 0, 3000) };
+        let at = if together {
+            ms(rng, 0, 20)
+        } else {
+            ms(rng, 0, 3000)
+        };
         actions.push((at, Action::Start(m)));
     }
     let mut t = Duration::from_secs(4);

@@ -230,7 +230,9 @@ impl World {
                 }
             }
         }
-        let reaches: Vec<bool> = (0..self.hosts.len()).map(|m| self.reaches_targets(m)).collect();
+        let reaches: Vec<bool> = (0..self.hosts.len())
+            .map(|m| self.reaches_targets(m))
+            .collect();
         self.checker
             .after_event(self.now, &self.hosts, &self.partition, &reaches);
         true
@@ -264,7 +266,13 @@ impl World {
     }
 
     /// Members `a` and `b` can exchange datagrams on network `n`.
-    pub(super) fn connected(hosts: &[Host], partition: &[u32; 2], a: usize, b: usize, n: usize) -> bool {
+    pub(super) fn connected(
+        hosts: &[Host],
+        partition: &[u32; 2],
+        a: usize,
+        b: usize,
+        n: usize,
+    ) -> bool {
         let side = |m: usize| (partition[n] >> m) & 1;
         hosts[a].links[n] && hosts[b].links[n] && side(a) == side(b)
     }
@@ -272,7 +280,9 @@ impl World {
     /// Member `m` can ping the net-check targets (see [`Scenario::targets_everywhere`]).
     pub(super) fn reaches_targets(&self, m: usize) -> bool {
         let h = &self.hosts[m];
-        !h.isolated && h.links[0] && (self.sc.targets_everywhere || (self.partition[0] >> m) & 1 == 0)
+        !h.isolated
+            && h.links[0]
+            && (self.sc.targets_everywhere || (self.partition[0] >> m) & 1 == 0)
     }
 
     fn addr(m: usize, n: u8) -> SocketAddr {
@@ -376,7 +386,11 @@ impl World {
             Action::Unisolate(m) => format!("{} reaches the net-check targets again", name(m)),
             Action::Stop(m) => format!("SIGTERM {}", name(m)),
             Action::Switchover { at, to } => {
-                format!("operator asks {} for a switchover to {}", name(at), name(to))
+                format!(
+                    "operator asks {} for a switchover to {}",
+                    name(at),
+                    name(to)
+                )
             }
         }
     }
@@ -485,7 +499,8 @@ impl World {
             }
             Output::Event(e) => {
                 if let Event::BecameHot { reason, .. } = &e {
-                    self.checker.on_became_hot(self.now, m, *reason, &self.hosts);
+                    self.checker
+                        .on_became_hot(self.now, m, *reason, &self.hosts);
                 }
                 if self.log.is_some() && !matches!(e, Event::Ignored { .. }) {
                     self.note(Some(m), describe(&e));

@@ -5,6 +5,9 @@
 use super::io::{Destination, Event, HotReason, Input, Output, ReleaseReason};
 use super::params::Params;
 use super::peers::{MAX_NETWORKS, Peer};
+
+mod evaluate;
+mod switchover;
 use crate::wire::{Flags, Message, MessageType};
 use crate::{State, TemporalState};
 use std::cmp::Reverse;
@@ -48,6 +51,8 @@ pub struct Node {
     last_now: Option<Duration>,
     /// The hot member this member believes in (itself included), for change events.
     known_hot: Option<usize>,
+    /// The last hot member that was lost or left (named as `previous` by the next takeover).
+    lost_hot: Option<usize>,
     /// Better candidates this standby waits for (iWaitingHot).
     awaiting: Vec<usize>,
     /// Candidates that had their chance and did not become hot; skipped until a hot member shows.
@@ -90,6 +95,7 @@ impl Node {
             lease_until: None,
             last_now: None,
             known_hot: None,
+            lost_hot: None,
             awaiting: Vec::new(),
             passed_over: Vec::new(),
             handover: None,
@@ -161,7 +167,10 @@ impl Node {
 
     /// What this member knows about member `name` (None for itself or unknown names).
     pub fn peer(&self, name: &str) -> Option<&Peer> {
-        self.p.index_of(name).filter(|&i| i != self.p.me).map(|i| &self.peers[i])
+        self.p
+            .index_of(name)
+            .filter(|&i| i != self.p.me)
+            .map(|i| &self.peers[i])
     }
 
     /// True once a graceful shutdown has completed.
@@ -476,7 +485,13 @@ impl Node {
         }
         match self.state {
             State::HS => {
-                self.release(ReleaseReason::NetCheckFailed, State::CS, TemporalState::None, None, out);
+                self.release(
+                    ReleaseReason::NetCheckFailed,
+                    State::CS,
+                    TemporalState::None,
+                    None,
+                    out,
+                );
                 out.push(Output::Event(Event::Crashed));
             }
             State::SBS | State::SS => {
@@ -487,481 +502,15 @@ impl Node {
         }
     }
 
-    // ----- switchover -----------------------------------------------------------------------
-
-    fn on_switchover_command(&mut self, now: Duration, target: String, out: &mut Vec<Output>) {
-        if self.state == State::HS {
-            let request = self.message(MessageType::SwitchoverRequest, 0, &target, Flags::MANUAL);
-            self.on_switchover_request(now, &request, out);
-            return;
-        }
-        if self.p.index_of(&target).is_none() {
-            out.push(Output::Event(Event::SwitchoverRejected {
-                target,
-                reason: "no such member".into(),
-            }));
-            return;
-        }
-        if target == self.p.my_name() && self.state == State::SBS {
-            if self.hot_peer(now).is_none() && self.eligible(true) {
-                // Nobody holds the role, so nothing has to be released first.
-                self.become_hot(now, HotReason::Handover, out);
-                return;
-            }
-            self.set_state(
-                State::SBS,
-                TemporalState::WaitingReadyHot,
-                Some(now + self.p.waiting_ready_hot),
-                out,
-            );
-        }
-        out.push(Output::Event(Event::SwitchoverStarted {
-            target: target.clone(),
-        }));
-        self.broadcast(MessageType::SwitchoverRequest, &target, Flags::MANUAL, out);
-    }
-
-    fn on_switchover_request(&mut self, now: Duration, m: &Message, out: &mut Vec<Output>) {
-        let manual = m.flags.contains(Flags::MANUAL);
-        if self.state != State::HS {
-            if m.hot == self.p.my_name() && self.state == State::SBS {
-                if manual && self.hot_peer(now).is_none() && self.eligible(true) {
-                    self.become_hot(now, HotReason::Handover, out);
-                    return;
-                }
-                self.set_state(
-                    State::SBS,
-                    TemporalState::WaitingReadyHot,
-                    Some(now + self.p.waiting_ready_hot),
-                    out,
-                );
-            }
-            return;
-        }
-        match self.check_target(now, &m.hot, manual) {
-            Ok(t) => {
-                self.handover = Some((t, manual));
-                self.release(
-                    ReleaseReason::Handover {
-                        target: m.hot.clone(),
-                    },
-                    State::SBS,
-                    TemporalState::HotOrSbsToSbsWaitForHot,
-                    Some(now + self.p.to_standby_wait_for_hot),
-                    out,
-                );
-                out.push(Output::Event(Event::SwitchoverStarted {
-                    target: m.hot.clone(),
-                }));
-                let flags = Flags::ACCEPTED.with(Flags::MANUAL, manual);
-                self.broadcast(MessageType::SwitchoverAck, &m.hot, flags, out);
-            }
-            Err(reason) => {
-                out.push(Output::Event(Event::SwitchoverRejected {
-                    target: m.hot.clone(),
-                    reason,
-                }));
-                self.broadcast(MessageType::SwitchoverAck, &m.hot, Flags::default(), out);
-            }
-        }
-    }
-
-    fn check_target(&self, now: Duration, target: &str, manual: bool) -> Result<usize, String> {
-        let t = self
-            .p
-            .index_of(target)
-            .ok_or_else(|| format!("no member named {target:?}"))?;
-        if t == self.p.me {
-            return Err("already hot".into());
-        }
-        let peer = &self.peers[t];
-        if !peer.alive(self.p.networks, now, self.p.timeout) {
-            return Err("target is not heard".into());
-        }
-        if peer.state != State::SBS {
-            return Err(format!("target is {}, not SBS", peer.state));
-        }
-        if !peer.net_ok() {
-            return Err("target's net check does not pass".into());
-        }
-        if !manual {
-            if !self.p.preempt {
-                return Err("preemption is disabled".into());
-            }
-            let (tp, mp) = (self.p.priorities[t], self.p.priorities[self.p.me]);
-            if tp == 0 || tp <= mp {
-                return Err(format!("target priority {tp} does not exceed {mp}"));
-            }
-        }
-        Ok(t)
-    }
-
-    /// The hot member released the role to a named member (ack, or a hand-over heartbeat).
-    fn on_handover_notice(&mut self, now: Duration, m: &Message, out: &mut Vec<Output>) {
-        if m.epoch < self.epoch || !matches!(self.state, State::SBS | State::SS) {
-            return; // stale: a newer term exists already
-        }
-        let manual = m.flags.contains(Flags::MANUAL);
-        if m.hot == self.p.my_name() {
-            if self.eligible(manual) {
-                self.become_hot(now, HotReason::Handover, out);
-            } else if self.temporal == TemporalState::WaitingReadyHot {
-                self.set_state(State::SBS, TemporalState::None, None, out);
-                out.push(Output::Event(Event::SwitchoverRejected {
-                    target: m.hot.clone(),
-                    reason: "this member is not eligible (net check)".into(),
-                }));
-            }
-        } else if let Some(t) = self.p.index_of(&m.hot) {
-            if self.awaiting != [t] {
-                self.awaiting = vec![t];
-                self.passed_over.clear();
-                self.temporal_wait_hot(now);
-            }
-        }
-    }
-
-    // ----- evaluation -----------------------------------------------------------------------
-
-    fn evaluate(&mut self, now: Duration, out: &mut Vec<Output>) {
-        self.update_links(now, out);
-        self.note_hot_lost(now, out);
-        if self.state == State::HS {
-            self.evaluate_hot(now, out);
-        }
-        if matches!(self.state, State::SS | State::SBS) {
-            self.evaluate_standby(now, out);
-        }
-        self.track_known_hot(now, out);
-    }
-
-    fn rank(&self, i: usize) -> (u64, u16, Reverse<&str>) {
-        let epoch = if i == self.p.me {
-            self.hot_epoch
-        } else {
-            self.peers[i].epoch
-        };
-        (epoch, self.p.priorities[i], Reverse(self.p.names[i].as_str()))
-    }
-
-    fn alive(&self, i: usize, now: Duration) -> bool {
-        let peer = &self.peers[i];
-        if self.faulty(Fault::SingleNetworkLiveness) {
-            return peer.alive_on(0, now, self.p.timeout);
-        }
-        peer.alive(self.p.networks, now, self.p.timeout)
-    }
-
-    /// The best-ranked other member that is alive and hot.
-    fn hot_peer(&self, now: Duration) -> Option<usize> {
-        (0..self.peers.len())
-            .filter(|&i| i != self.p.me && self.peers[i].state == State::HS && self.alive(i, now))
-            .max_by(|&a, &b| self.rank(a).cmp(&self.rank(b)))
-    }
-
-    fn net_ok(&self) -> bool {
-        !self.p.net_check || self.net_last == Some(true) || self.faulty(Fault::IgnoreNetCheck)
-    }
-
-    /// Whether this member may become hot now (`manual`: by an operator's command).
-    fn eligible(&self, manual: bool) -> bool {
-        let priority_ok = self.p.priorities[self.p.me] > 0
-            || manual
-            || self.faulty(Fault::PromotePriorityZero);
-        priority_ok && self.net_ok() && matches!(self.state, State::SS | State::SBS)
-    }
-
-    fn peer_candidate(&self, i: usize, now: Duration, include_starting: bool) -> bool {
-        let peer = &self.peers[i];
-        let ready = match peer.state {
-            State::SBS => true,
-            State::SS => include_starting || peer.temporal != TemporalState::Election,
-            _ => false,
-        };
-        ready
-            && (self.p.priorities[i] > 0 || self.faulty(Fault::PromotePriorityZero))
-            && peer.net_ok()
-            && self.alive(i, now)
-            && !self.passed_over.contains(&i)
-    }
-
-    fn evaluate_hot(&mut self, now: Duration, out: &mut Vec<Output>) {
-        if let Some(j) = self.hot_peer(now) {
-            if self.rank(j) > self.rank(self.p.me) && !self.faulty(Fault::NoConflictResolution) {
-                self.stepped_down_at = now;
-                self.release(
-                    ReleaseReason::Conflict {
-                        winner: self.p.names[j].clone(),
-                    },
-                    State::SBS,
-                    TemporalState::HotOrSbsToSbsWaitAnsConn,
-                    Some(now + self.p.to_standby_wait_ans_conn),
-                    out,
-                );
-                return;
-            }
-        }
-        if self.temporal == TemporalState::StartingKernelToHot
-            && self.deadline.is_some_and(|d| now >= d)
-        {
-            self.set_state(State::HS, TemporalState::None, None, out);
-        }
-    }
-
-    fn evaluate_standby(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let expired = self.deadline.is_some_and(|d| now >= d);
-        if let Some(h) = self.hot_peer(now) {
-            self.passed_over.clear();
-            self.awaiting.clear();
-            match (self.state, self.temporal) {
-                (State::SS, TemporalState::Election) => {
-                    let all = (0..self.p.networks).all(|n| self.peers[h].alive_on(n, now, self.p.timeout));
-                    if all {
-                        self.set_state(State::SBS, TemporalState::None, None, out);
-                    } else {
-                        self.set_state(
-                            State::SS,
-                            TemporalState::StartingKernelToSbs,
-                            Some(now + self.p.starting_to_standby),
-                            out,
-                        );
-                    }
-                }
-                (State::SS, _) => {
-                    let all = (0..self.p.networks).all(|n| self.peers[h].alive_on(n, now, self.p.timeout));
-                    if all || expired {
-                        self.set_state(State::SBS, TemporalState::None, None, out);
-                    }
-                }
-                (State::SBS, TemporalState::WaitingReadyHot) => {
-                    if expired {
-                        self.set_state(State::SBS, TemporalState::None, None, out);
-                        out.push(Output::Event(Event::SwitchoverRejected {
-                            target: self.p.my_name().to_string(),
-                            reason: "the hot member did not hand over in time".into(),
-                        }));
-                    }
-                }
-                (State::SBS, TemporalState::None) => {}
-                (State::SBS, _) => {
-                    self.handover = None;
-                    self.set_state(State::SBS, TemporalState::None, None, out);
-                }
-                _ => {}
-            }
-            self.consider_preempt(now, h, out);
-            return;
-        }
-        self.preempt_since = None;
-        match self.temporal {
-            TemporalState::Election | TemporalState::WaitingReadyHot if !expired => return,
-            TemporalState::HotOrSbsToSbsWaitForHot => {
-                if let Some((t, _)) = self.handover {
-                    if !expired && self.alive(t, now) {
-                        return;
-                    }
-                    self.passed_over.push(t);
-                    self.handover = None;
-                }
-            }
-            TemporalState::HotOrSbsToSbsWaitAnsConn if !expired => {
-                // Wait until every member still believed alive has been heard since we
-                // stepped down, so the decision is made on fresh information.
-                let since = self.stepped_down_at;
-                let stale = (0..self.peers.len()).any(|i| {
-                    i != self.p.me
-                        && self.alive(i, now)
-                        && self.peers[i].last_heard().is_none_or(|t| t <= since)
-                });
-                if stale {
-                    return;
-                }
-            }
-            TemporalState::WaitingHot => {
-                let waiting = self
-                    .awaiting
-                    .iter()
-                    .any(|&a| a == self.p.me || self.peer_candidate(a, now, true));
-                if !expired && waiting {
-                    if self.awaiting.contains(&self.p.me) && self.eligible(false) {
-                        self.become_hot(now, HotReason::Takeover, out);
-                    }
-                    return;
-                }
-                let awaited = std::mem::take(&mut self.awaiting);
-                self.passed_over.extend(awaited.into_iter().filter(|&a| a != self.p.me));
-            }
-            _ => {}
-        }
-        self.decide(now, out);
-    }
-
-    /// No hot member is known: the best eligible candidate takes the role, the others wait.
-    fn decide(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let electing = self.state == State::SS && self.temporal == TemporalState::Election;
-        let me = self.p.me;
-        let mut candidates: Vec<usize> = (0..self.peers.len())
-            .filter(|&i| i != me && self.peer_candidate(i, now, electing))
-            .collect();
-        if self.eligible(false) {
-            candidates.push(me);
-        }
-        let key = |i: &usize| (self.p.priorities[*i], Reverse(self.p.names[*i].as_str()));
-        let best = candidates.iter().copied().max_by_key(key);
-        match best {
-            Some(b) if b == me => {
-                let reason = if electing {
-                    HotReason::Election
-                } else {
-                    HotReason::Takeover
-                };
-                self.become_hot(now, reason, out);
-            }
-            Some(_) => {
-                let mine = (self.p.priorities[me], Reverse(self.p.names[me].as_str()));
-                self.awaiting = candidates.into_iter().filter(|i| key(i) > mine).collect();
-                self.temporal_wait_hot(now);
-                if self.state == State::SS {
-                    self.set_state(State::SBS, TemporalState::WaitingHot, self.deadline, out);
-                }
-            }
-            None => {
-                if self.state == State::SS || self.temporal != TemporalState::None {
-                    self.set_state(State::SBS, TemporalState::None, None, out);
-                }
-            }
-        }
-    }
-
-    fn temporal_wait_hot(&mut self, now: Duration) {
-        if self.temporal != TemporalState::WaitingHot {
-            self.temporal = TemporalState::WaitingHot;
-            self.deadline = Some(now + self.p.waiting_hot);
-            self.announce = true;
-        }
-    }
-
-    fn consider_preempt(&mut self, now: Duration, h: usize, out: &mut Vec<Output>) {
-        let me = self.p.me;
-        let better = self.p.priorities[me] > self.p.priorities[h];
-        if !self.p.preempt
-            || self.state != State::SBS
-            || self.temporal != TemporalState::None
-            || !self.eligible(false)
-            || !better
-        {
-            self.preempt_since = None;
-            return;
-        }
-        let since = *self.preempt_since.get_or_insert(now);
-        if now >= since + self.p.preempt_delay {
-            self.preempt_since = None;
-            self.set_state(
-                State::SBS,
-                TemporalState::WaitingReadyHot,
-                Some(now + self.p.waiting_ready_hot),
-                out,
-            );
-            let target = self.p.my_name().to_string();
-            self.broadcast(MessageType::SwitchoverRequest, &target, Flags::default(), out);
-        }
-    }
-
-    /// Joined/lost members and per-network anomalies, from the silence clocks.
-    fn update_links(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let (timeout, interval, networks) = (self.p.timeout, self.p.interval, self.p.networks);
-        for i in 0..self.peers.len() {
-            if i == self.p.me {
-                continue;
-            }
-            let alive = self.alive(i, now);
-            let name = &self.p.names[i];
-            let peer = &mut self.peers[i];
-            if alive != peer.alive_reported {
-                peer.alive_reported = alive;
-                peer.anomaly = [false; MAX_NETWORKS];
-                let member = name.clone();
-                out.push(Output::Event(if alive {
-                    Event::MemberJoined { member }
-                } else {
-                    Event::MemberLost { member }
-                }));
-            }
-            if !alive || networks < 2 {
-                continue;
-            }
-            for n in 0..networks {
-                let Some(since) = peer.silent_since(n) else {
-                    continue;
-                };
-                let silent = now >= since + timeout;
-                // Heard on another network at least half an interval after the last word on
-                // this one: the member is sending, this network is not carrying it. (A dead
-                // host falls silent on all networks at once and never matches this.)
-                let newer_elsewhere = (0..networks).any(|o| {
-                    o != n
-                        && peer.alive_on(o, now, timeout)
-                        && peer.heard[o].is_some_and(|t| t > since + interval / 2)
-                });
-                if silent && newer_elsewhere && !peer.anomaly[n] {
-                    peer.anomaly[n] = true;
-                    out.push(Output::Event(Event::NetworkAnomaly {
-                        member: name.clone(),
-                        network: n as u8,
-                    }));
-                }
-            }
-        }
-    }
-
-    /// Reports the loss of the hot member before anything is decided about it.
-    fn note_hot_lost(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let Some(old) = self.known_hot.filter(|&o| o != self.p.me) else {
-            return;
-        };
-        let peer = &self.peers[old];
-        if peer.left || !self.alive(old, now) {
-            out.push(Output::Event(Event::HotLost {
-                member: self.p.names[old].clone(),
-                silent_for: peer
-                    .last_heard()
-                    .map_or(Duration::ZERO, |t| now.saturating_sub(t)),
-                left: peer.left,
-            }));
-            self.known_hot = None;
-        }
-    }
-
-    fn track_known_hot(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let current = if self.state == State::HS {
-            Some(self.p.me)
-        } else {
-            self.hot_peer(now)
-        };
-        if current == self.known_hot {
-            return;
-        }
-        if let Some(h) = current {
-            let address = if h == self.p.me {
-                None
-            } else {
-                self.peers[h].addr.iter().flatten().next().copied()
-            };
-            out.push(Output::Event(Event::PrimaryCoordinator {
-                member: self.p.names[h].clone(),
-                address,
-            }));
-        }
-        self.known_hot = current;
-    }
-
     // ----- transitions ----------------------------------------------------------------------
 
     fn become_hot(&mut self, now: Duration, reason: HotReason, out: &mut Vec<Output>) {
         let previous = self
             .known_hot
             .filter(|&h| h != self.p.me)
+            .or(self.lost_hot)
             .map(|h| self.p.names[h].clone());
+        self.lost_hot = None;
         self.epoch += 1;
         self.hot_epoch = self.epoch;
         self.lease_until = Some(now + self.p.lease());
@@ -1040,7 +589,13 @@ impl Node {
             let best = (0..self.peers.len())
                 .filter(|&i| i != me && self.peer_candidate(i, now, false))
                 .max_by_key(|&i| (self.p.priorities[i], Reverse(self.p.names[i].as_str())));
-            self.release(ReleaseReason::Shutdown, State::SBS, TemporalState::None, None, out);
+            self.release(
+                ReleaseReason::Shutdown,
+                State::SBS,
+                TemporalState::None,
+                None,
+                out,
+            );
             best.map(|b| self.p.names[b].clone()).unwrap_or_default()
         } else {
             String::new()

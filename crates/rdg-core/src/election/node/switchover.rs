@@ -1,0 +1,189 @@
+//! Planned hand-overs: an operator's switchover and automatic preemption. The hot member
+//! always releases (role file rewritten) before it acks, so the old and the new hot member
+//! never overlap; the target takes over on the ack or on the old member's hand-over heartbeat.
+
+use super::Node;
+use crate::election::io::{Event, HotReason, Output, ReleaseReason};
+use crate::wire::{Flags, Message, MessageType};
+use crate::{State, TemporalState};
+use std::time::Duration;
+
+impl Node {
+    pub(super) fn on_switchover_command(
+        &mut self,
+        now: Duration,
+        target: String,
+        out: &mut Vec<Output>,
+    ) {
+        if self.state == State::HS {
+            let request = self.message(MessageType::SwitchoverRequest, 0, &target, Flags::MANUAL);
+            self.on_switchover_request(now, &request, out);
+            return;
+        }
+        if self.p.index_of(&target).is_none() {
+            out.push(Output::Event(Event::SwitchoverRejected {
+                target,
+                reason: "no such member".into(),
+            }));
+            return;
+        }
+        if target == self.p.my_name() && self.state == State::SBS {
+            if self.hot_peer(now).is_none() && self.eligible(true) {
+                // Nobody holds the role, so nothing has to be released first.
+                self.become_hot(now, HotReason::Handover, out);
+                return;
+            }
+            self.set_state(
+                State::SBS,
+                TemporalState::WaitingReadyHot,
+                Some(now + self.p.waiting_ready_hot),
+                out,
+            );
+        }
+        out.push(Output::Event(Event::SwitchoverStarted {
+            target: target.clone(),
+        }));
+        self.broadcast(MessageType::SwitchoverRequest, &target, Flags::MANUAL, out);
+    }
+
+    pub(super) fn on_switchover_request(
+        &mut self,
+        now: Duration,
+        m: &Message,
+        out: &mut Vec<Output>,
+    ) {
+        let manual = m.flags.contains(Flags::MANUAL);
+        if self.state != State::HS {
+            if m.hot == self.p.my_name() && self.state == State::SBS {
+                if manual && self.hot_peer(now).is_none() && self.eligible(true) {
+                    self.become_hot(now, HotReason::Handover, out);
+                    return;
+                }
+                self.set_state(
+                    State::SBS,
+                    TemporalState::WaitingReadyHot,
+                    Some(now + self.p.waiting_ready_hot),
+                    out,
+                );
+            }
+            return;
+        }
+        match self.check_target(now, &m.hot, manual) {
+            Ok(t) => {
+                self.handover = Some((t, manual));
+                self.release(
+                    ReleaseReason::Handover {
+                        target: m.hot.clone(),
+                    },
+                    State::SBS,
+                    TemporalState::HotOrSbsToSbsWaitForHot,
+                    Some(now + self.p.to_standby_wait_for_hot),
+                    out,
+                );
+                out.push(Output::Event(Event::SwitchoverStarted {
+                    target: m.hot.clone(),
+                }));
+                let flags = Flags::ACCEPTED.with(Flags::MANUAL, manual);
+                self.broadcast(MessageType::SwitchoverAck, &m.hot, flags, out);
+            }
+            Err(reason) => {
+                out.push(Output::Event(Event::SwitchoverRejected {
+                    target: m.hot.clone(),
+                    reason,
+                }));
+                self.broadcast(MessageType::SwitchoverAck, &m.hot, Flags::default(), out);
+            }
+        }
+    }
+
+    pub(super) fn check_target(
+        &self,
+        now: Duration,
+        target: &str,
+        manual: bool,
+    ) -> Result<usize, String> {
+        let t = self
+            .p
+            .index_of(target)
+            .ok_or_else(|| format!("no member named {target:?}"))?;
+        if t == self.p.me {
+            return Err("already hot".into());
+        }
+        let peer = &self.peers[t];
+        if !peer.alive(self.p.networks, now, self.p.timeout) {
+            return Err("target is not heard".into());
+        }
+        if peer.state != State::SBS {
+            return Err(format!("target is {}, not SBS", peer.state));
+        }
+        if !peer.net_ok() {
+            return Err("target's net check does not pass".into());
+        }
+        if !manual {
+            if !self.p.preempt {
+                return Err("preemption is disabled".into());
+            }
+            let (tp, mp) = (self.p.priorities[t], self.p.priorities[self.p.me]);
+            if tp == 0 || tp <= mp {
+                return Err(format!("target priority {tp} does not exceed {mp}"));
+            }
+        }
+        Ok(t)
+    }
+
+    /// The hot member released the role to a named member (ack, or a hand-over heartbeat).
+    pub(super) fn on_handover_notice(&mut self, now: Duration, m: &Message, out: &mut Vec<Output>) {
+        if m.epoch < self.epoch || !matches!(self.state, State::SBS | State::SS) {
+            return; // stale: a newer term exists already
+        }
+        let manual = m.flags.contains(Flags::MANUAL);
+        if m.hot == self.p.my_name() {
+            if self.eligible(manual) {
+                self.become_hot(now, HotReason::Handover, out);
+            } else if self.temporal == TemporalState::WaitingReadyHot {
+                self.set_state(State::SBS, TemporalState::None, None, out);
+                out.push(Output::Event(Event::SwitchoverRejected {
+                    target: m.hot.clone(),
+                    reason: "this member is not eligible (net check)".into(),
+                }));
+            }
+        } else if let Some(t) = self.p.index_of(&m.hot) {
+            if self.awaiting != [t] {
+                self.awaiting = vec![t];
+                self.passed_over.clear();
+                self.temporal_wait_hot(now);
+            }
+        }
+    }
+
+    pub(super) fn consider_preempt(&mut self, now: Duration, h: usize, out: &mut Vec<Output>) {
+        let me = self.p.me;
+        let better = self.p.priorities[me] > self.p.priorities[h];
+        if !self.p.preempt
+            || self.state != State::SBS
+            || self.temporal != TemporalState::None
+            || !self.eligible(false)
+            || !better
+        {
+            self.preempt_since = None;
+            return;
+        }
+        let since = *self.preempt_since.get_or_insert(now);
+        if now >= since + self.p.preempt_delay {
+            self.preempt_since = None;
+            self.set_state(
+                State::SBS,
+                TemporalState::WaitingReadyHot,
+                Some(now + self.p.waiting_ready_hot),
+                out,
+            );
+            let target = self.p.my_name().to_string();
+            self.broadcast(
+                MessageType::SwitchoverRequest,
+                &target,
+                Flags::default(),
+                out,
+            );
+        }
+    }
+}
