@@ -39,6 +39,10 @@ pub struct Checker {
     last_hot_heard: Vec<Vec<Option<(Duration, u64)>>>,
     manual_to: Vec<Option<Duration>>,
     outage: Option<(Duration, usize)>,
+    /// Another fault happened during the current outage (the tight bound does not apply).
+    outage_disturbed: bool,
+    /// heartbeat.timeout + timeouts.election: the failover bound of an undisturbed outage.
+    failover_bound: Duration,
     /// Every violation found.
     pub violations: Vec<Violation>,
     /// Takeovers (a standby became hot because the hot member was lost or left).
@@ -81,6 +85,8 @@ impl Checker {
             last_hot_heard: vec![vec![None; n]; n],
             manual_to: vec![None; n],
             outage: None,
+            outage_disturbed: false,
+            failover_bound: timeout + t.election.get(),
             violations: Vec::new(),
             takeovers: 0,
             failover_times: Vec::new(),
@@ -111,8 +117,14 @@ impl Checker {
             }
             _ => None,
         };
+        if self.outage.is_some() {
+            self.outage_disturbed = true;
+        }
         if let Some(m) = takes_out_hot {
-            self.outage.get_or_insert((now, m));
+            if self.outage.is_none() {
+                self.outage = Some((now, m));
+                self.outage_disturbed = false;
+            }
         }
         if let Action::Switchover { to, .. } = *a {
             self.manual_to[to] = Some(now);
@@ -189,6 +201,13 @@ impl Checker {
         if let Some((t0, out)) = self.outage {
             if out != m {
                 self.failover_times.push(now - t0);
+                // Delivery latency (< 2 ms) and one interval of phase are the only slack.
+                let bound = self.failover_bound + self.interval + Duration::from_millis(5);
+                if !self.outage_disturbed && now - t0 > bound {
+                    self.violate(now, "failover-bound", format!(
+                        "{name} became hot {} ms after the hot member {} was taken out (bound {} ms)",
+                        (now - t0).as_millis(), hosts[out].name, bound.as_millis()));
+                }
             }
             self.outage = None;
         }

@@ -1,0 +1,189 @@
+//! The sans-IO API used directly, as the agent will: paths the simulator does not drive.
+
+use rdg_core::config::GroupConfig;
+use rdg_core::election::{Destination, Event, HotReason, Input, Node, Output, Params};
+use rdg_core::wire::{Flags, Message, MessageType};
+use rdg_core::{State, TemporalState};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const GROUP: &str = "\
+name: g
+heartbeat: {interval: 100ms, timeout: 300ms}
+networks: [{name: primary, multicast: 224.0.0.35}]
+members:
+  - {name: a, priority: 100, addresses: {primary: 10.0.0.11}}
+  - {name: b, priority: 50, addresses: {primary: 10.0.0.12}}
+";
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn node(yaml: &str, member: &str) -> Node {
+    let cfg = GroupConfig::from_yaml(yaml).unwrap();
+    Node::new(Params::from_config(&cfg, member).unwrap(), 1, ms(0))
+}
+
+fn from() -> SocketAddr {
+    "10.0.0.99:40000".parse().unwrap()
+}
+
+fn msg(kind: MessageType, member: &str, state: State, seq: u64) -> Message {
+    Message {
+        kind,
+        group: "g".into(),
+        member: member.into(),
+        state,
+        temporal: TemporalState::None,
+        priority: 50,
+        epoch: 0,
+        incarnation: 9,
+        sequence: seq,
+        network: 0,
+        flags: Flags::NET_CHECK_OK,
+        hot: String::new(),
+    }
+}
+
+#[test]
+fn standalone_is_hot_at_once_with_a_renewed_lease_and_sends_nothing() {
+    let yaml = "name: \"\"\n";
+    let mut n = node(yaml, "solo");
+    let out = n.handle(ms(0), Input::Tick);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::BecameHot {
+            reason: HotReason::Standalone,
+            ..
+        })
+    )));
+    assert_eq!(n.state(), State::HS);
+    let out = n.handle(ms(100), Input::Tick);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Send { .. })),
+        "no heartbeats"
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Role { state: State::HS, lease_until: Some(l), .. } if *l > ms(100)
+    )));
+}
+
+#[test]
+fn unknown_config_member_is_refused() {
+    let cfg = GroupConfig::from_yaml(GROUP).unwrap();
+    assert!(Params::from_config(&cfg, "zz").is_err());
+}
+
+#[test]
+fn status_query_is_answered_to_the_sender() {
+    let mut n = node(GROUP, "a");
+    n.handle(ms(0), Input::Tick);
+    let q = msg(MessageType::StatusQuery, "rdg-status", State::SS, 1);
+    let out = n.handle(
+        ms(10),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: q,
+        },
+    );
+    let reply = out.iter().find_map(|o| match o {
+        Output::Send {
+            to: Destination::To(a),
+            message,
+            ..
+        } => Some((*a, message.clone())),
+        _ => None,
+    });
+    let (to, reply) = reply.expect("a reply");
+    assert_eq!(to, from());
+    assert_eq!(reply.kind, MessageType::StatusReply);
+    assert_eq!(reply.member, "a");
+    assert_eq!(reply.state, State::SS);
+}
+
+#[test]
+fn a_datagram_claiming_our_own_name_is_reported_and_changes_nothing() {
+    let mut n = node(GROUP, "a");
+    n.handle(ms(0), Input::Tick);
+    let fake = msg(MessageType::Heartbeat, "a", State::HS, 1);
+    let out = n.handle(
+        ms(10),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: fake,
+        },
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Event(Event::DuplicateMember { .. })))
+    );
+    assert_eq!(
+        (n.state(), n.temporal()),
+        (State::SS, TemporalState::Election)
+    );
+}
+
+#[test]
+fn wrong_group_and_wrong_network_change_nothing() {
+    let mut n = node(GROUP, "a");
+    n.handle(ms(0), Input::Tick);
+    let mut other = msg(MessageType::Heartbeat, "b", State::HS, 1);
+    other.group = "other".into();
+    n.handle(
+        ms(10),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: other,
+        },
+    );
+    let mut wrong_net = msg(MessageType::Heartbeat, "b", State::HS, 2);
+    wrong_net.network = 1;
+    n.handle(
+        ms(20),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: wrong_net,
+        },
+    );
+    assert_eq!(n.hot(), None);
+    assert_eq!(n.state(), State::SS);
+}
+
+#[test]
+fn graceful_stop_of_the_hot_member_releases_before_it_says_leaving() {
+    let mut n = node(GROUP, "a");
+    n.handle(ms(0), Input::Tick);
+    let mut t = 0;
+    while n.state() != State::HS {
+        t += 100;
+        n.handle(ms(t), Input::Tick);
+        assert!(t < 5000, "a wins the election alone");
+    }
+    let out = n.handle(ms(t + 1), Input::Shutdown);
+    let role = out.iter().position(|o| {
+        matches!(
+            o,
+            Output::Role {
+                state: State::SBS,
+                lease_until: None,
+                ..
+            }
+        )
+    });
+    let leaving = out.iter().position(
+        |o| matches!(o, Output::Send { message, .. } if message.kind == MessageType::Leaving),
+    );
+    assert!(
+        role.is_some() && leaving.is_some() && role < leaving,
+        "{out:?}"
+    );
+    assert_eq!(out.last(), Some(&Output::Stopped));
+    assert!(n.next_deadline().is_none());
+    assert!(n.handle(ms(t + 2), Input::Tick).is_empty());
+}
