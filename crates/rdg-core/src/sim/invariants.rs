@@ -279,6 +279,4 @@ impl Checker {
             }
         }
     }
-
-    pub(super) fn finish(&mut self, _now: Duration) {}
 }

@@ -222,10 +222,9 @@ impl World {
                 bytes,
             } => {
                 let h = &mut self.hosts[to];
-                if h.node.is_none() {
-                } else if h.frozen {
+                if h.frozen {
                     h.queued.push((from, network, bytes));
-                } else {
+                } else if h.node.is_some() {
                     self.receive(to, from, network, &bytes);
                 }
             }
@@ -246,7 +245,6 @@ impl World {
     /// Runs to the end and returns the checker with its findings.
     pub fn run(mut self) -> Checker {
         while self.step() {}
-        self.checker.finish(self.now);
         self.checker
     }
 

@@ -28,22 +28,31 @@ impl Node {
             return;
         }
         if target == self.p.my_name() && self.state == State::SBS {
-            if self.hot_peer(now).is_none() && self.eligible(true) {
-                // Nobody holds the role, so nothing has to be released first.
-                self.become_hot(now, HotReason::Handover, out);
+            self.become_target(now, true, out);
+            if self.state == State::HS {
                 return;
             }
-            self.set_state(
-                State::SBS,
-                TemporalState::WaitingReadyHot,
-                Some(now + self.p.waiting_ready_hot),
-                out,
-            );
         }
         out.push(Output::Event(Event::SwitchoverStarted {
             target: target.clone(),
         }));
         self.broadcast(MessageType::SwitchoverRequest, &target, Flags::MANUAL, out);
+    }
+
+    /// This standby is named as a switchover's target: with an operator's command and nobody
+    /// holding the role, it takes the role at once (nothing has to be released first);
+    /// otherwise it waits for the hot member's release (iWaitingReadyHot).
+    fn become_target(&mut self, now: Duration, manual: bool, out: &mut Vec<Output>) {
+        if manual && self.hot_peer(now).is_none() && self.eligible(true) {
+            self.become_hot(now, HotReason::Handover, out);
+            return;
+        }
+        self.set_state(
+            State::SBS,
+            TemporalState::WaitingReadyHot,
+            Some(now + self.p.waiting_ready_hot),
+            out,
+        );
     }
 
     pub(super) fn on_switchover_request(
@@ -55,16 +64,7 @@ impl Node {
         let manual = m.flags.contains(Flags::MANUAL);
         if self.state != State::HS {
             if m.hot == self.p.my_name() && self.state == State::SBS {
-                if manual && self.hot_peer(now).is_none() && self.eligible(true) {
-                    self.become_hot(now, HotReason::Handover, out);
-                    return;
-                }
-                self.set_state(
-                    State::SBS,
-                    TemporalState::WaitingReadyHot,
-                    Some(now + self.p.waiting_ready_hot),
-                    out,
-                );
+                self.become_target(now, manual, out);
             }
             return;
         }
