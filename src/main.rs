@@ -24,6 +24,8 @@ enum Command {
     },
     /// Run many seeded scenarios of the election in virtual time and check its invariants.
     Simulate(cmd::simulate::Args),
+    /// Run a command only while this member is hot and its lease in the role file is valid.
+    Gate(cmd::gate::Args),
     /// Show a group of three members electing, failing over and recovering (no root needed).
     Demo(cmd::demo::Args),
 }
@@ -34,5 +36,6 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => cmd::check_config::run(&file),
         Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
+        Command::Gate(args) => cmd::gate::run(&args),
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod check_config;
 pub mod demo;
+pub mod gate;
 pub mod simulate;
