@@ -103,25 +103,21 @@ impl Node {
             self.passed_over.clear();
             self.awaiting.clear();
             match (self.state, self.temporal) {
-                (State::SS, TemporalState::Election) => {
-                    let all = (0..self.p.networks)
+                (State::SS, temporal) => {
+                    // Confirm the hot member on every network before declaring standby;
+                    // iStartingKernelToSBS bounds how long that may take.
+                    let everywhere = (0..self.p.networks)
                         .all(|n| self.peers[h].alive_on(n, now, self.p.timeout));
-                    if all {
+                    let electing = temporal == TemporalState::Election;
+                    if everywhere || (expired && !electing) {
                         self.set_state(State::SBS, TemporalState::None, None, out);
-                    } else {
+                    } else if electing {
                         self.set_state(
                             State::SS,
                             TemporalState::StartingKernelToSbs,
                             Some(now + self.p.starting_to_standby),
                             out,
                         );
-                    }
-                }
-                (State::SS, _) => {
-                    let all = (0..self.p.networks)
-                        .all(|n| self.peers[h].alive_on(n, now, self.p.timeout));
-                    if all || expired {
-                        self.set_state(State::SBS, TemporalState::None, None, out);
                     }
                 }
                 (State::SBS, TemporalState::WaitingReadyHot) if expired => {
