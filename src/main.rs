@@ -2,6 +2,7 @@
 //! by the crates under `crates/` (see `cmd/` for the thin glue of each subcommand).
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Run a command only while this member is hot and its lease in the role file is valid.
     Gate(cmd::gate::Args),
+    /// Run one member of a group until SIGTERM (then hand over gracefully).
+    Agent(cmd::agent::Args),
+    /// Ask the group over the network which member is hot.
+    Status(cmd::status::Args),
     /// Show a group of three members electing, failing over and recovering (no root needed).
     Demo(cmd::demo::Args),
 }
@@ -37,5 +42,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Gate(args) => cmd::gate::run(&args),
+        Command::Agent(args) => cmd::agent::run(&args),
+        Command::Status(args) => cmd::status::run(&args),
     }
 }

@@ -1,7 +1,17 @@
-//! Host-side pieces of rdg. So far: the role file (the agent's answer to "am I hot, and until
-//! when?") and the gate that runs a command only while that answer is yes. The network runtime
-//! that drives `rdg_core::election::Node` will live here too.
+//! Host-side pieces of rdg: the agent that drives `rdg_core::election::Node` with real sockets
+//! and a real clock ([`agent`]), its parts (heartbeat [`transport`], [`net_check`], the
+//! [`role_file`] with its monotonic lease, the [`status`] endpoint and [`metrics`], [`notify`]
+//! commands), the [`gate`] that runs a command only while hot, and the [`query`] behind
+//! `rdg status`.
 
+pub mod agent;
+pub mod auth;
 pub mod clock;
 pub mod gate;
+pub mod metrics;
+pub mod net_check;
+pub mod notify;
+pub mod query;
 pub mod role_file;
+pub mod status;
+pub mod transport;

@@ -50,6 +50,26 @@ pub struct GroupConfig {
     /// The Infocast carousel sent only while hot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transmitter: Option<Transmitter>,
+    /// A command run on every notable event (became hot, standby, crashed, network anomaly,
+    /// recovery), like keepalived's notify scripts. An rdg extension of the design's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+/// The notify command: run as `COMMAND... EVENT GROUP MEMBER EPOCH REASON` for every event,
+/// one at a time in order, never blocking the state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notify {
+    /// Program and leading arguments, e.g. `[/usr/local/bin/rdg-notify, --mail, ops@example.com]`.
+    pub command: Vec<String>,
+    /// How long one run may take before it is killed.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_notify_timeout() -> Dur {
+    Dur::from_millis(10_000)
 }
 
 /// Heartbeat timing and transport, shared by all networks.

@@ -133,6 +133,7 @@ impl GroupConfig {
         self.check_files(&mut r);
         self.check_status(&mut r);
         self.check_transmitter(&mut r);
+        self.check_notify(&mut r);
         r.problems
     }
 
@@ -557,6 +558,25 @@ impl GroupConfig {
                     "must not be empty (leave auth out to send heartbeats without a MAC)",
                 );
             }
+        }
+    }
+
+    fn check_notify(&self, r: &mut Report) {
+        let Some(notify) = &self.notify else {
+            return;
+        };
+        match notify.command.first() {
+            None => r.add(
+                "notify.command",
+                "must name a program (leave notify out to run no command)",
+            ),
+            Some(p) if p.trim().is_empty() => {
+                r.add("notify.command[0]", "the program must not be empty")
+            }
+            Some(_) => {}
+        }
+        if is_zero(notify.timeout) {
+            r.add("notify.timeout", "must be greater than 0");
         }
     }
 
@@ -985,6 +1005,20 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         });
         cfg.status.listen = "0.0.0.0:0".parse().unwrap();
         assert_eq!(paths(&cfg), ["roleFile", "auth.keyFile", "status.listen"]);
+        cfg.notify = Some(crate::config::Notify {
+            command: vec![],
+            timeout: Dur::from_millis(0),
+        });
+        assert_eq!(
+            paths(&cfg),
+            [
+                "roleFile",
+                "auth.keyFile",
+                "status.listen",
+                "notify.command",
+                "notify.timeout"
+            ]
+        );
         cfg.role_file = Some(String::new());
         assert!(problem_at(&cfg, "roleFile").contains("empty"));
         cfg.role_file = Some("/run/rdg/".into());

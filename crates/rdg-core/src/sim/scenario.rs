@@ -265,6 +265,7 @@ impl GroupConfig {
             auth: None,
             status: Default::default(),
             transmitter: None,
+            notify: None,
         }
     }
 }

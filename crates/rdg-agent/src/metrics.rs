@@ -1,0 +1,221 @@
+//! The agent's Prometheus metrics (served at `/metrics`): role, epoch, transitions, datagrams
+//! sent/received/rejected per network and reason, net-check rounds, failover detection time.
+//! Counters are atomics, so the status server reads them without asking the agent loop.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rdg_core::State;
+
+/// Label set: one network.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NetLabels {
+    /// Network name from the configuration.
+    pub network: String,
+}
+
+/// Label set: one network and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    /// Network name from the configuration.
+    pub network: String,
+    /// Short reason label (`bad_mac`, `wrong_group`, `replayed`, ...).
+    pub reason: String,
+}
+
+/// Label set: one reason or kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Short reason label.
+    pub reason: String,
+}
+
+/// Label set: one member state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `HS`, `SBS`, `CS`, `SS`, `FS` or `TS`.
+    pub state: String,
+}
+
+/// Label set: one net-check outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// Every metric the agent exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// 1 for the current state, 0 for the others.
+    pub state: Family<StateLabels, Gauge>,
+    /// Epoch this member knows (its own term when hot).
+    pub epoch: Gauge,
+    /// State changes, by the state entered.
+    pub transitions: Family<StateLabels, Counter>,
+    /// Heartbeats sent, per network.
+    pub heartbeats_sent: Family<NetLabels, Counter>,
+    /// Heartbeats received and accepted, per network.
+    pub heartbeats_received: Family<NetLabels, Counter>,
+    /// Datagrams dropped before the state machine (malformed, foreign, forged, replayed).
+    pub rejected: Family<RejectLabels, Counter>,
+    /// Datagrams the state machine decoded but ignored (unknown member, stale, ...).
+    pub ignored: Family<ReasonLabels, Counter>,
+    /// Datagrams that could not be sent, per network.
+    pub send_errors: Family<NetLabels, Counter>,
+    /// Net-check rounds by result.
+    pub net_check_rounds: Family<ResultLabels, Counter>,
+    /// Time from the hot member's last heartbeat to this member declaring it lost.
+    pub detection: Histogram,
+    /// Network anomalies reported (a member silent on one network only).
+    pub anomalies: Family<NetLabels, Counter>,
+    /// Notify command runs that failed or timed out.
+    pub notify_failures: Counter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rdg");
+        let m = Metrics {
+            state: Family::default(),
+            epoch: Gauge::default(),
+            transitions: Family::default(),
+            heartbeats_sent: Family::default(),
+            heartbeats_received: Family::default(),
+            rejected: Family::default(),
+            ignored: Family::default(),
+            send_errors: Family::default(),
+            net_check_rounds: Family::default(),
+            detection: Histogram::new([
+                0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0,
+            ]),
+            anomalies: Family::default(),
+            notify_failures: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "state",
+            "1 for this member's current state",
+            m.state.clone(),
+        );
+        registry.register("epoch", "Epoch this member knows", m.epoch.clone());
+        registry.register(
+            "state_transitions",
+            "State changes, by the state entered",
+            m.transitions.clone(),
+        );
+        registry.register(
+            "heartbeats_sent",
+            "Heartbeats sent, per network",
+            m.heartbeats_sent.clone(),
+        );
+        registry.register(
+            "heartbeats_received",
+            "Heartbeats received and accepted, per network",
+            m.heartbeats_received.clone(),
+        );
+        registry.register(
+            "datagrams_rejected",
+            "Datagrams dropped before the state machine, per network and reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "datagrams_ignored",
+            "Datagrams the state machine ignored, by reason",
+            m.ignored.clone(),
+        );
+        registry.register(
+            "send_errors",
+            "Datagrams that could not be sent, per network",
+            m.send_errors.clone(),
+        );
+        registry.register(
+            "net_check_rounds",
+            "Net-check rounds, by result",
+            m.net_check_rounds.clone(),
+        );
+        registry.register(
+            "failover_detection_seconds",
+            "Silence of the hot member before this member declared it lost",
+            m.detection.clone(),
+        );
+        registry.register(
+            "network_anomalies",
+            "Members silent on one network only, per network",
+            m.anomalies.clone(),
+        );
+        registry.register(
+            "notify_failures",
+            "Notify command runs that failed or timed out",
+            m.notify_failures.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Sets the one-hot state gauge.
+    pub fn set_state(&self, state: State) {
+        for s in State::ALL {
+            let v = i64::from(s == state);
+            self.state
+                .get_or_create(&StateLabels {
+                    state: s.as_str().to_string(),
+                })
+                .set(v);
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Shorthand for a network label.
+pub fn net(name: &str) -> NetLabels {
+    NetLabels {
+        network: name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_counters_with_labels_and_one_hot_state() {
+        let m = Metrics::new();
+        m.rejected
+            .get_or_create(&RejectLabels {
+                network: "primary".into(),
+                reason: "bad_mac".into(),
+            })
+            .inc();
+        m.set_state(State::SBS);
+        m.detection.observe(0.3);
+        let text = m.encode();
+        assert!(
+            text.contains("rdg_datagrams_rejected_total{network=\"primary\",reason=\"bad_mac\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("rdg_state{state=\"SBS\"} 1"), "{text}");
+        assert!(text.contains("rdg_state{state=\"HS\"} 0"), "{text}");
+        assert!(
+            text.contains("rdg_failover_detection_seconds_count 1"),
+            "{text}"
+        );
+    }
+}
