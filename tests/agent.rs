@@ -1,0 +1,600 @@
+//! The real `rdg agent` as separate processes on loopback (unicast heartbeats on two networks of
+//! 127.x addresses), so these run without root: election, kill -9 and takeover, SIGSTOP and
+//! self-fencing, graceful hand-over on SIGTERM, `/status`, `/metrics`, `rdg status`, bad
+//! datagrams, standalone mode, notify commands and start-up errors. The network-namespace
+//! suite (e2e/) repeats the faults with multicast, links and net checks as root.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RDG: &str = env!("CARGO_BIN_EXE_rdg");
+
+/// A group of agents on loopback: member `i` of group `k` has 127.k.1.(i+1) and 127.k.2.(i+1),
+/// and serves its status endpoint on 127.k.3.(i+1):9035, so tests never share an address.
+struct Group {
+    k: u8,
+    dir: PathBuf,
+    config: PathBuf,
+    names: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Group {
+    /// Writes the configuration of members `names` (with priorities) plus `extra` YAML.
+    fn new(k: u8, members: &[(&str, u16)], extra: &str) -> Group {
+        let dir = std::env::temp_dir().join(format!("rdg-agent-test-{}-{k}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut yaml = format!(
+            "name: t{k}\nheartbeat: {{interval: 50ms, timeout: 250ms, port: 18035}}\n\
+             networks: [{{name: n1}}, {{name: n2}}]\ntimeouts: {{election: 500ms}}\nmembers:\n"
+        );
+        for (i, (name, prio)) in members.iter().enumerate() {
+            yaml.push_str(&format!(
+                "  - {{name: {name}, priority: {prio}, addresses: {{n1: 127.{k}.1.{n}, n2: 127.{k}.2.{n}}}}}\n",
+                n = i + 1
+            ));
+        }
+        yaml.push_str(extra);
+        let config = dir.join("group.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        Group {
+            k,
+            dir,
+            config,
+            names: members.iter().map(|(n, _)| n.to_string()).collect(),
+            children: members.iter().map(|_| None).collect(),
+        }
+    }
+
+    fn idx(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).unwrap()
+    }
+
+    fn role_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.role"))
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    fn status_addr(&self, name: &str) -> SocketAddr {
+        format!("127.{}.3.{}:9035", self.k, self.idx(name) + 1)
+            .parse()
+            .unwrap()
+    }
+
+    fn start(&mut self, name: &str) {
+        let log = std::fs::File::create(self.log_path(name)).unwrap();
+        let child = Command::new(RDG)
+            .args(["agent", "--config"])
+            .arg(&self.config)
+            .args(["--member", name, "--role-file"])
+            .arg(self.role_path(name))
+            .args(["--status-listen", &self.status_addr(name).to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let i = self.idx(name);
+        self.children[i] = Some(child);
+    }
+
+    fn signal(&self, name: &str, sig: nix::sys::signal::Signal) {
+        let child = self.children[self.idx(name)].as_ref().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    }
+
+    fn kill9(&mut self, name: &str) {
+        let i = self.idx(name);
+        let mut child = self.children[i].take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// The role file as JSON (None while missing or unreadable).
+    fn role(&self, name: &str) -> Option<Value> {
+        let text = std::fs::read_to_string(self.role_path(name)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn role_is(&self, name: &str, role: &str) -> bool {
+        self.role(name).is_some_and(|r| r["role"] == role)
+    }
+
+    /// Members whose role file says HS with a lease that has not run out.
+    fn hot_now(&self) -> Vec<String> {
+        let now = monotonic_ms();
+        self.names
+            .iter()
+            .filter(|n| {
+                self.role(n).is_some_and(|r| {
+                    r["role"] == "HS" && r["leaseUntilMonotonicMs"].as_u64().unwrap_or(0) > now
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in &self.names {
+            let text = std::fs::read_to_string(self.log_path(n)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!("--- {n} ---\n"));
+            for l in tail.iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Polls `cond` every 10 ms; panics with the agents' logs if it does not hold in time.
+    fn wait(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Group) -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond(self) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "timed out after {limit:?} waiting for {what}\n{}",
+            self.logs()
+        );
+    }
+
+    fn get(&self, name: &str, path: &str) -> (u16, String) {
+        http(self.status_addr(name), "GET", path)
+    }
+
+    fn status(&self, name: &str) -> Value {
+        let (code, body) = self.get(name, "/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn monotonic_ms() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
+}
+
+/// A minimal HTTP/1.0 request; returns the status code and body.
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (code, body)
+}
+
+/// Value of one sample line of a Prometheus text exposition (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+const SETTLE: Duration = Duration::from_secs(5);
+
+#[test]
+fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
+    let mut g = Group::new(11, &[("a", 100), ("b", 50), ("c", 10)], "");
+    g.start("c");
+    g.wait("c hot (first up)", SETTLE, |g| g.role_is("c", "HS"));
+    g.start("a");
+    g.start("b");
+    g.wait("a and b standby", SETTLE, |g| {
+        g.role_is("a", "SBS") && g.role_is("b", "SBS")
+    });
+    // No preemption: the higher-priority late comers stay standby behind c.
+    let st = g.status("a");
+    assert_eq!(st["hot"], "c", "{st}");
+    assert_eq!(st["state"], "SBS");
+    let c = st["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "c")
+        .unwrap();
+    assert_eq!(c["state"], "HS");
+    assert_eq!(c["alive"], true);
+    assert_eq!(c["networks"][0]["healthy"], true);
+    assert_eq!(c["networks"][1]["healthy"], true);
+    let log = std::fs::read_to_string(g.log_path("a")).unwrap();
+    assert!(log.contains("Primary/coordinator: c@127.11.1.3"), "{log}");
+
+    // kill -9 the hot member: the best standby (a) takes over, never two hot at once.
+    let epoch = g.role("c").unwrap()["epoch"].as_u64().unwrap();
+    g.kill9("c");
+    let took = g.wait("a hot after c was killed", SETTLE, |g| {
+        let hot = g.hot_now();
+        assert!(hot.len() <= 1, "two hot members: {hot:?}\n{}", g.logs());
+        g.role_is("a", "HS")
+    });
+    eprintln!("takeover observed {} ms after kill -9", took.as_millis());
+    assert_eq!(g.role("a").unwrap()["epoch"].as_u64().unwrap(), epoch + 1);
+    assert!(g.role_is("b", "SBS"));
+    let st = g.status("b");
+    assert_eq!(st["hot"], "a");
+    let c = st["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "c")
+        .unwrap();
+    assert_eq!(c["alive"], false, "{st}");
+
+    // `rdg status` over the network agrees, and names the missing member.
+    let out = Command::new(RDG)
+        .args(["status", "--json", "--config"])
+        .arg(&g.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["group"], "t11");
+    assert_eq!(v["hot"], "a");
+    assert_eq!(v["epoch"].as_u64().unwrap(), epoch + 1);
+    let states: Vec<(String, String)> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("a".into(), "HS".into()), ("b".into(), "SBS".into())]
+    );
+    assert_eq!(v["missing"], serde_json::json!(["c"]));
+
+    // SIGTERM: a releases first, then leaves naming b, who takes over without waiting for
+    // the timeout.
+    g.signal("a", nix::sys::signal::Signal::SIGTERM);
+    let handed = g.wait("b hot after a's graceful stop", SETTLE, |g| {
+        g.role_is("b", "HS")
+    });
+    let a = g.children[0].as_mut().unwrap().wait().unwrap();
+    assert!(a.success(), "graceful stop exits 0: {a:?}");
+    assert!(g.role_is("a", "SBS"), "a released its role file");
+    assert!(
+        handed < Duration::from_millis(250),
+        "hand-over took {handed:?}, longer than the heartbeat timeout\n{}",
+        g.logs()
+    );
+}
+
+#[test]
+fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
+    let mut g = Group::new(12, &[("a", 100), ("b", 50)], "");
+    g.start("a");
+    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
+    g.start("b");
+    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
+    g.signal("a", nix::sys::signal::Signal::SIGSTOP);
+    let frozen_lease = g.role("a").unwrap()["leaseUntilMonotonicMs"]
+        .as_u64()
+        .unwrap();
+    g.wait("b hot while a is frozen", SETTLE, |g| g.role_is("b", "HS"));
+    // The standby took over only after the frozen member's lease had run out.
+    let b = g.role("b").unwrap();
+    assert!(
+        b["leaseUntilMonotonicMs"].as_u64().unwrap() > frozen_lease,
+        "b {b} vs a's lease {frozen_lease}"
+    );
+    // Stay frozen for 2 x timeout in all, then resume: a steps down at once.
+    std::thread::sleep(Duration::from_millis(250));
+    g.signal("a", nix::sys::signal::Signal::SIGCONT);
+    g.wait("a standby after resuming", Duration::from_secs(2), |g| {
+        g.role_is("a", "SBS")
+    });
+    assert!(g.role_is("b", "HS"), "{}", g.logs());
+    g.wait("a logs why it stepped down", SETTLE, |g| {
+        let log = std::fs::read_to_string(g.log_path("a")).unwrap_or_default();
+        log.contains("released the hot role reason=\"lease-expired\"")
+    });
+}
+
+#[test]
+fn bad_datagrams_are_counted_and_change_nothing() {
+    let mut g = Group::new(13, &[("a", 100), ("b", 50)], "auth: {keyFile: KEY}\n");
+    let key = g.dir.join("key");
+    std::fs::write(&key, "0123456789abcdef\n").unwrap();
+    let text = std::fs::read_to_string(&g.config)
+        .unwrap()
+        .replace("KEY", key.to_str().unwrap());
+    std::fs::write(&g.config, text).unwrap();
+    g.start("a");
+    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
+    g.start("b");
+    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
+    let before = (g.role("a").unwrap(), g.role("b").unwrap()["epoch"].clone());
+
+    let msg = |group: &str, member: &str| rdg_core::wire::Message {
+        kind: rdg_core::wire::MessageType::Heartbeat,
+        group: group.into(),
+        member: member.into(),
+        state: rdg_core::State::HS,
+        temporal: rdg_core::TemporalState::None,
+        priority: 1000,
+        epoch: 99,
+        incarnation: u64::MAX,
+        sequence: 1,
+        network: 0,
+        flags: rdg_core::wire::Flags::default(),
+        hot: member.into(),
+    };
+    let good_key = b"0123456789abcdef";
+    let signed = rdg_core::wire::encode(&msg("t13", "a"), Some(b"wrong key")).unwrap();
+    let foreign = rdg_core::wire::encode(&msg("other", "a"), Some(good_key)).unwrap();
+    let unsigned = rdg_core::wire::encode(&msg("t13", "a"), None).unwrap();
+    let stranger = rdg_core::wire::encode(&msg("t13", "mallory"), Some(good_key)).unwrap();
+    let sock = UdpSocket::bind("127.13.9.9:0").unwrap();
+    let target = "127.13.1.2:18035";
+    let mut sent = 0;
+    let mut junk = vec![b"RDG".to_vec(), vec![0u8; 600], signed[..20].to_vec()];
+    for seed in 0..200u32 {
+        junk.push((0..(seed % 90)).map(|i| (i * 31 + seed) as u8).collect());
+    }
+    junk.extend([signed, foreign, unsigned, stranger]);
+    for d in &junk {
+        sock.send_to(d, target).unwrap();
+        sent += 1;
+    }
+    let series = |reason: &str| {
+        format!("rdg_datagrams_rejected_total{{network=\"n1\",reason=\"{reason}\"}}")
+    };
+    g.wait("b counted the bad datagrams", SETTLE, |g| {
+        let (_, m) = g.get("b", "/metrics");
+        metric(&m, &series("bad_mac")) >= 1.0
+            && metric(&m, &series("wrong_group")) >= 1.0
+            && metric(&m, &series("missing_mac")) >= 1.0
+            && metric(&m, "rdg_datagrams_ignored_total{reason=\"unknown_member\"}") >= 1.0
+    });
+    let (_, m) = g.get("b", "/metrics");
+    let rejected: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("rdg_datagrams_rejected_total{network=\"n1\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        rejected >= (sent - 1) as f64,
+        "{rejected} of {sent} rejected\n{m}"
+    );
+    assert!(
+        metric(&m, "rdg_heartbeats_received_total{network=\"n1\"}") > 0.0,
+        "{m}"
+    );
+    // Nothing changed: same hot member, same epochs, both agents alive and answering.
+    assert_eq!(g.role("a").unwrap()["epoch"], before.0["epoch"]);
+    assert!(
+        g.role_is("a", "HS") && g.role_is("b", "SBS"),
+        "{}",
+        g.logs()
+    );
+    assert_eq!(g.role("b").unwrap()["epoch"], before.1);
+    assert_eq!(g.get("a", "/healthz").0, 200);
+    assert_eq!(g.get("b", "/healthz").0, 200);
+}
+
+#[test]
+fn notify_command_gets_event_group_member_epoch_reason() {
+    let mut g = Group::new(14, &[("a", 100), ("b", 50)], "");
+    let out = g.dir.join("events");
+    let script = g.dir.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    let exec = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&script, exec).unwrap();
+    let mut cfg = std::fs::read_to_string(&g.config).unwrap();
+    cfg.push_str(&format!("notify: {{command: [{}]}}\n", script.display()));
+    std::fs::write(&g.config, cfg).unwrap();
+    g.start("a");
+    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
+    g.start("b");
+    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
+    g.kill9("a");
+    g.wait("b hot", SETTLE, |g| g.role_is("b", "HS"));
+    let events = || std::fs::read_to_string(&out).unwrap_or_default();
+    g.wait("notifications written", SETTLE, |_| {
+        let e = events();
+        e.contains("hot t14 a 1 election")
+            && e.contains("standby t14 b")
+            && e.contains("hot t14 b 2 takeover")
+    });
+}
+
+#[test]
+fn standalone_member_is_always_hot_without_heartbeats() {
+    let dir = std::env::temp_dir().join(format!("rdg-standalone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("solo.yaml");
+    std::fs::write(
+        &cfg,
+        "name: \"\"\nheartbeat: {interval: 50ms, timeout: 250ms}\n",
+    )
+    .unwrap();
+    let role = dir.join("solo.role");
+    let mut child = Command::new(RDG)
+        .args([
+            "agent",
+            "--member",
+            "solo",
+            "--status-listen",
+            "127.14.3.9:9035",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--role-file")
+        .arg(&role)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let read =
+        || -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(&role).ok()?).ok() };
+    let mut leases = Vec::new();
+    while start.elapsed() < Duration::from_secs(5) && leases.len() < 3 {
+        if let Some(r) = read() {
+            assert_eq!(r["role"], "HS", "{r}");
+            let l = r["leaseUntilMonotonicMs"].as_u64().unwrap();
+            if leases.last() != Some(&l) {
+                leases.push(l);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(leases.len() >= 3, "the lease is renewed: {leases:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("running standalone").count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_agent(config: &Path, member: &str, status: &str) -> (i32, String) {
+    let mut child = Command::new(RDG)
+        .args([
+            "agent",
+            "--member",
+            member,
+            "--status-listen",
+            status,
+            "--config",
+        ])
+        .arg(config)
+        .arg("--role-file")
+        .arg(config.with_extension("role"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("rdg agent kept running with a start-up error");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn start_up_errors_name_the_problem() {
+    let g = Group::new(15, &[("a", 100), ("b", 50)], "");
+    let (code, err) = run_agent(&g.config, "zed", "127.15.3.1:9035");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("\"zed\" is not in the group's members list"),
+        "{err}"
+    );
+
+    // An address this host does not have (192.0.2.0/24 is reserved for documentation).
+    let other = g.dir.join("foreign.yaml");
+    let text = std::fs::read_to_string(&g.config)
+        .unwrap()
+        .replace("127.15.1.1", "192.0.2.1");
+    std::fs::write(&other, text).unwrap();
+    let (code, err) = run_agent(&other, "a", "127.15.3.1:9035");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("192.0.2.1 is not an address of this host"),
+        "{err}"
+    );
+
+    // The status port is taken.
+    let _hold = std::net::TcpListener::bind("127.15.3.1:9035").unwrap();
+    let (code, err) = run_agent(&g.config, "a", "127.15.3.1:9035");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("status.listen: cannot listen on 127.15.3.1:9035"),
+        "{err}"
+    );
+
+    let bad = g.dir.join("bad.yaml");
+    std::fs::write(&bad, "name: x\nheartbeat: {interval: 1s, timeout: 1s}\n").unwrap();
+    let (code, err) = run_agent(&bad, "a", "127.15.3.1:9036");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("heartbeat.timeout"), "{err}");
+}
+
+#[test]
+fn operator_switchover_over_http() {
+    let mut g = Group::new(16, &[("a", 100), ("b", 0)], "");
+    g.start("a");
+    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
+    g.start("b");
+    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
+    let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=nobody");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=b");
+    assert_eq!(code, 202, "{body}");
+    // Priority 0 is allowed by an operator's command.
+    g.wait("b hot by switchover", SETTLE, |g| {
+        let hot = g.hot_now();
+        assert!(hot.len() <= 1, "two hot members: {hot:?}");
+        g.role_is("b", "HS")
+    });
+    g.wait("a standby", SETTLE, |g| g.role_is("a", "SBS"));
+}
