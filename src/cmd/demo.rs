@@ -1,6 +1,7 @@
 //! `rdg demo`: three members on the simulator's virtual network, paced in real time, printing
 //! a readable timeline: election, the hot member killed, takeover with the failover time, the
-//! old member back as standby. No root, no network.
+//! old member back as standby. No root, no network. `--real` runs real agents instead
+//! (see `demo_real`).
 
 use rdg_core::sim::{DEMO_KILL_AT, World, demo_scenario};
 use std::process::ExitCode;
@@ -15,10 +16,16 @@ pub struct Args {
     /// Also print state changes and membership events (not only roles and faults).
     #[arg(long, short)]
     verbose: bool,
+    /// Run three real `rdg agent` processes on loopback instead of the simulator (no root).
+    #[arg(long)]
+    real: bool,
 }
 
 /// Runs the demo and prints its timeline; exits non-zero if an invariant broke.
 pub fn run(args: &Args) -> ExitCode {
+    if args.real {
+        return super::demo_real::run();
+    }
     if !(args.speed.is_finite() && args.speed >= 0.0) {
         eprintln!("--speed must be a number >= 0");
         return ExitCode::from(2);
