@@ -79,7 +79,7 @@ impl Demo {
     fn watch(&mut self) -> Vec<usize> {
         let now = monotonic_ms();
         let mut hot = Vec::new();
-        for i in 0..MEMBERS.len() {
+        for (i, (name, _)) in MEMBERS.iter().enumerate() {
             let Some(r) = self.read(i) else { continue };
             if r.may_run(now) {
                 hot.push(i);
@@ -91,7 +91,7 @@ impl Demo {
                     State::HS => format!("role file: HOT (epoch {})", r.epoch),
                     s => format!("role file: {s} (hot epoch {})", r.epoch),
                 };
-                self.say(MEMBERS[i].0, &text);
+                self.say(name, &text);
             }
         }
         hot
