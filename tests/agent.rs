@@ -462,7 +462,7 @@ fn standalone_member_is_always_hot_without_heartbeats() {
     )
     .unwrap();
     let role = dir.join("solo.role");
-    let mut child = Command::new(RDG)
+    let child = Command::new(RDG)
         .args([
             "agent",
             "--member",
