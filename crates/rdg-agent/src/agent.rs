@@ -122,6 +122,7 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
     let node = Node::new(params.clone(), incarnation(), now);
     let mut agent = Agent {
         node,
+        written: None,
         replay: ReplayGuard::new(params.timeout),
         key,
         transport,
@@ -155,8 +156,19 @@ fn incarnation() -> u64 {
         .unwrap_or_else(|_| rand::random())
 }
 
+/// What woke the agent loop.
+enum Wake {
+    Stop,
+    Datagram(Datagram),
+    NetCheck(bool),
+    Request(Request),
+    Tick,
+}
+
 struct Agent {
     node: Node,
+    /// The (state, epoch) last written to the role file.
+    written: Option<(State, u64)>,
     replay: ReplayGuard,
     key: Option<Vec<u8>>,
     transport: Option<Transport>,
@@ -176,6 +188,8 @@ impl Agent {
         stop: impl Future<Output = ()>,
     ) -> Result<(), AgentError> {
         tokio::pin!(stop);
+        let lease = self.node.params().lease();
+        let mut last_wake = monotonic();
         while !self.stopped {
             let wake = self
                 .node
@@ -187,17 +201,55 @@ impl Agent {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                () = &mut stop => {
+            let wake = tokio::select! {
+                () = &mut stop => Wake::Stop,
+                Some(d) = dgrams.recv() => Wake::Datagram(d),
+                Some(ok) = net.recv() => Wake::NetCheck(ok),
+                Some(r) = requests.recv() => Wake::Request(r),
+                () = sleep => Wake::Tick,
+            };
+            let now = monotonic();
+            // The loop wakes at least once per heartbeat interval; a longer pause means the
+            // process was frozen or starved. Whatever queued up meanwhile is history: drop it
+            // (it could make this member act on the group as it was), then let the node see
+            // the gap and step down if its lease ran out.
+            if now > last_wake + lease {
+                let mut dropped = self.transport.as_ref().map_or(0, Transport::discard_queued);
+                while dgrams.try_recv().is_ok() {
+                    dropped += 1;
+                }
+                let wake_was_datagram = matches!(wake, Wake::Datagram(_));
+                dropped += usize::from(wake_was_datagram);
+                tracing::warn!(
+                    paused_ms = (now - last_wake).as_millis() as u64,
+                    dropped,
+                    "resumed after a pause longer than the lease; datagrams queued meanwhile dropped"
+                );
+                self.metrics
+                    .ignored
+                    .get_or_create(&ReasonLabels {
+                        reason: "queued_while_paused".to_string(),
+                    })
+                    .inc_by(dropped as u64);
+                self.step(now, Input::Tick);
+                last_wake = now;
+                if wake_was_datagram {
+                    continue;
+                }
+            }
+            last_wake = now;
+            match wake {
+                Wake::Stop => {
                     tracing::info!("stop requested: handing over and leaving the group");
-                    self.step(monotonic(), Input::Shutdown);
-                    self.notifier.send(NotifyEvent::Stopped, self.node.epoch(), "shutdown");
+                    self.step(now, Input::Shutdown);
+                    self.notifier
+                        .send(NotifyEvent::Stopped, self.node.epoch(), "shutdown");
                     break;
                 }
-                Some(d) = dgrams.recv() => self.on_datagram(d),
-                Some(ok) = net.recv() => self.step(monotonic(), Input::NetCheck { ok }),
-                Some(r) = requests.recv() => self.on_request(r),
-                () = sleep => self.step(monotonic(), Input::Tick),
+                Wake::Datagram(d) => self.on_datagram(d),
+                Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }),
+                Wake::Request(r) => self.on_request(r),
+                Wake::Tick => self.step(now, Input::Tick),
             }
         }
         Ok(())
@@ -295,6 +347,12 @@ impl Agent {
                 Output::Stopped => self.stopped = true,
             }
         }
+        // The node rewrites the role on state changes and lease renewals; a standby also
+        // learns new epochs (someone else took over), which the role file should show.
+        let now_role = (self.node.state(), self.node.epoch());
+        if self.written.is_some_and(|w| w != now_role) && now_role.0 != State::HS {
+            self.write_role(now_role.0, now_role.1, None);
+        }
     }
 
     fn send(&self, network: u8, to: rdg_core::election::Destination, message: &wire::Message) {
@@ -314,7 +372,8 @@ impl Agent {
         }
     }
 
-    fn write_role(&self, state: State, epoch: u64, lease_until: Option<Duration>) {
+    fn write_role(&mut self, state: State, epoch: u64, lease_until: Option<Duration>) {
+        self.written = Some((state, epoch));
         let record = RoleRecord {
             member: self.node.params().my_name().to_string(),
             role: state,

@@ -176,6 +176,25 @@ impl Transport {
         ok
     }
 
+    /// Reads and discards every datagram waiting in the sockets; returns how many. Used after
+    /// the process was frozen: what queued up meanwhile describes the group as it was, and
+    /// acting on it as if it were new could make a stale member take the role back.
+    pub fn discard_queued(&self) -> usize {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); RECV_BUF];
+        let mut n = 0;
+        for link in &self.links {
+            for sock in std::iter::once(&link.send).chain(link.recv_multicast.as_ref()) {
+                // A real recv on the (non-blocking) socket: tokio's try_recv would answer
+                // "would block" from its cached readiness, which a frozen reactor never updated.
+                let raw = socket2::SockRef::from(sock.as_ref());
+                while raw.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// Starts one receiving task per socket; every datagram goes to `tx`.
     pub fn spawn_receivers(&self, tx: mpsc::Sender<Datagram>) {
         for (i, link) in self.links.iter().enumerate() {

@@ -264,8 +264,13 @@ impl Node {
         if let Some(last) = self.last_now {
             if now > last + self.p.lease() {
                 out.push(Output::Event(Event::ClockGap { gap: now - last }));
+                // Nothing heard during the gap is trustworthy (a runtime drops what queued up
+                // meanwhile): every member alive before it gets a whole timeout of fresh
+                // silence before it counts as lost. One interval was not enough: the next
+                // heartbeat can be a full interval away, plus jitter, and a resumed member
+                // then took the role from the standby that had rightly replaced it.
                 for peer in &mut self.peers {
-                    peer.extend_after_gap(last, now, self.p.timeout, self.p.interval);
+                    peer.extend_after_gap(last, now, self.p.timeout, self.p.timeout);
                 }
             }
             if now < last {
