@@ -301,7 +301,16 @@ impl Node {
             return;
         }
         self.announce = false;
-        self.next_heartbeat = now + self.p.interval;
+        // Keep the period: the next beat is due one interval after this one was *due*, not
+        // after the (always slightly late) moment it went out, or the rate drifts below
+        // 1/interval (47.5 instead of 50 per second at 20 ms). An early beat (an announcement)
+        // or one late by more than an interval restarts the schedule from now.
+        let due = self.next_heartbeat;
+        self.next_heartbeat = if now >= due && now < due + self.p.interval {
+            due + self.p.interval
+        } else {
+            now + self.p.interval
+        };
         if self.state == State::HS {
             self.lease_until = Some(now + self.p.lease());
             self.emit_role(out);
