@@ -13,7 +13,8 @@ use crate::clock::monotonic;
 use crate::metrics::{Metrics, ReasonLabels, RejectLabels, StateLabels, net};
 use crate::net_check::{NetCheckError, NetChecker};
 use crate::notify::{Notifier, NotifyEvent};
-use crate::role_file::{self, RoleFileError, RoleRecord};
+use crate::role_file::{RoleFileError, RoleRecord};
+use crate::role_writer::RoleWriter;
 use crate::status::{
     MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus, Request, StatusReport,
 };
@@ -128,7 +129,12 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         transport,
         metrics,
         notifier,
-        role_file: opts.role_file.clone(),
+        role: RoleWriter::new(&opts.role_file).map_err(|source| {
+            AgentError::RoleFile(RoleFileError::Write {
+                path: opts.role_file.clone(),
+                source,
+            })
+        })?,
         cfg: opts.config.clone(),
         stopped: false,
     };
@@ -174,7 +180,7 @@ struct Agent {
     transport: Option<Transport>,
     metrics: Arc<Metrics>,
     notifier: Notifier,
-    role_file: PathBuf,
+    role: RoleWriter,
     cfg: GroupConfig,
     stopped: bool,
 }
@@ -372,15 +378,22 @@ impl Agent {
         }
     }
 
+    /// Lease renewals (hot and still hot, same epoch) go to the writer thread; every other
+    /// change is on disk before this returns, so a release precedes any announcement.
     fn write_role(&mut self, state: State, epoch: u64, lease_until: Option<Duration>) {
-        self.written = Some((state, epoch));
+        let renewal = state == State::HS && self.written == Some((state, epoch));
         let record = RoleRecord {
             member: self.node.params().my_name().to_string(),
             role: state,
             epoch,
             lease_until_monotonic_ms: lease_until.map_or(0, |l| l.as_millis() as u64),
         };
-        if let Err(e) = role_file::write(&self.role_file, &record) {
+        if renewal {
+            self.role.renew(record);
+            return;
+        }
+        self.written = Some((state, epoch));
+        if let Err(e) = self.role.write_now(&record) {
             // The gate then sees an old or missing file: an old HS record's lease runs out by
             // itself, so this can only stop the transmitter, never start a second one.
             tracing::error!(error = %e, "role file not written");
