@@ -589,6 +589,14 @@ fn start_up_errors_name_the_problem() {
         "{err}"
     );
 
+    // The role file cannot be written (a directory stands where it should go).
+    let blocked = g.dir.join("blocked.yaml");
+    std::fs::copy(&g.config, &blocked).unwrap();
+    std::fs::create_dir_all(blocked.with_extension("role")).unwrap();
+    let (code, err) = run_agent(&blocked, "a", "127.15.3.1:9037");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot write role file"), "{err}");
+
     let bad = g.dir.join("bad.yaml");
     std::fs::write(&bad, "name: x\nheartbeat: {interval: 1s, timeout: 1s}\n").unwrap();
     let (code, err) = run_agent(&bad, "a", "127.15.3.1:9036");

@@ -4,7 +4,6 @@
 //! taken).
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
-use rdg_core::config::{GroupConfig, LoadError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,18 +28,8 @@ pub struct Args {
 /// Runs the agent on a single-threaded runtime.
 pub fn run(args: &Args) -> ExitCode {
     crate::logging::init();
-    let cfg = match GroupConfig::load(&args.config) {
-        Ok(c) => c,
-        Err(LoadError::Invalid(problems)) => {
-            for p in &problems {
-                eprintln!("{}: {p}", args.config.display());
-            }
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let Some(cfg) = super::load_config(&args.config) else {
+        return ExitCode::from(2);
     };
     let member = match &args.member {
         Some(m) => m.clone(),

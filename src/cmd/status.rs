@@ -4,7 +4,6 @@
 
 use rdg_agent::query::{GroupStatus, query};
 use rdg_core::Dur;
-use rdg_core::config::{GroupConfig, LoadError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,18 +23,8 @@ pub struct Args {
 
 /// Asks the group and prints the answer.
 pub fn run(args: &Args) -> ExitCode {
-    let cfg = match GroupConfig::load(&args.config) {
-        Ok(c) => c,
-        Err(LoadError::Invalid(problems)) => {
-            for p in &problems {
-                eprintln!("{}: {p}", args.config.display());
-            }
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let Some(cfg) = super::load_config(&args.config) else {
+        return ExitCode::from(2);
     };
     let status = match query(&cfg, args.wait.get()) {
         Ok(s) => s,

@@ -146,6 +146,13 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         status = %opts.status_listen,
         "agent started"
     );
+    // A member that cannot write its role file can never run the work: say so now.
+    agent.role.write_now(&RoleRecord {
+        member: opts.member.clone(),
+        role: State::SS,
+        epoch: 0,
+        lease_until_monotonic_ms: 0,
+    })?;
     agent.step(now, Input::Tick);
     let result = agent.run_loop(dgram_rx, net_rx, req_rx, stop).await;
     let Agent { notifier, .. } = agent;
