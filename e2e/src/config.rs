@@ -119,6 +119,8 @@ pub struct GroupConfig {
     pub auth_key: Option<Vec<u8>>,
     /// `notify.command`.
     pub notify: Option<Vec<String>>,
+    /// Virtual IPs (`address/prefix`) on the primary network.
+    pub vips: Vec<String>,
 }
 
 impl GroupConfig {
@@ -150,6 +152,7 @@ impl GroupConfig {
             net_check_timeout: Duration::from_millis(100),
             auth_key: None,
             notify: None,
+            vips: Vec::new(),
         }
     }
 
@@ -213,6 +216,12 @@ impl GroupConfig {
             targets.join(", "),
             ms(self.net_check_timeout)
         );
+        if !self.vips.is_empty() {
+            let _ = writeln!(y, "vips:");
+            for vip in &self.vips {
+                let _ = writeln!(y, "  - {{address: {vip}, network: primary}}");
+            }
+        }
         let _ = writeln!(y, "roleFile: {}", role_file.display());
         if let Some(key_file) = key_file {
             let _ = writeln!(y, "auth: {{keyFile: {}}}", key_file.display());

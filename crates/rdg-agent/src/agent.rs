@@ -17,8 +17,10 @@ use crate::role_file::{RoleFileError, RoleRecord};
 use crate::role_writer::RoleWriter;
 use crate::status::{
     MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus, Request, StatusReport,
+    VipStatus,
 };
 use crate::transport::{Datagram, Transport, TransportError};
+use crate::vip::{VipError, VipManager};
 use rdg_core::State;
 use rdg_core::config::GroupConfig;
 use rdg_core::election::{Event, Input, Node, Output, Params, ParamsError};
@@ -58,6 +60,9 @@ pub enum AgentError {
     /// The HMAC key could not be read.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The VIPs cannot be managed (no interface, no netlink, no raw socket).
+    #[error(transparent)]
+    Vip(#[from] VipError),
     /// The role file cannot be written.
     #[error(transparent)]
     RoleFile(#[from] RoleFileError),
@@ -93,6 +98,11 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         let t = Transport::open(cfg, &opts.member)?;
         t.spawn_receivers(dgram_tx);
         Some(t)
+    };
+    let vips = if standalone {
+        None
+    } else {
+        VipManager::open(cfg, &opts.member, Arc::clone(&metrics))?
     };
     let (net_tx, net_rx) = mpsc::channel::<bool>(4);
     if !standalone && !cfg.net_check.targets.is_empty() {
@@ -137,7 +147,13 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         })?,
         cfg: opts.config.clone(),
         stopped: false,
+        vips,
+        vip_attempt: Duration::ZERO,
+        vip_refresh: Duration::ZERO,
     };
+    if let Some(v) = agent.vips.as_mut() {
+        v.remove_leftovers().await;
+    }
     tracing::info!(
         group = %cfg.name,
         member = %opts.member,
@@ -153,7 +169,7 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         epoch: 0,
         lease_until_monotonic_ms: 0,
     })?;
-    agent.step(now, Input::Tick);
+    agent.step(now, Input::Tick).await;
     let result = agent.run_loop(dgram_rx, net_rx, req_rx, stop).await;
     let Agent { notifier, .. } = agent;
     notifier.drain(Duration::from_secs(2)).await;
@@ -190,7 +206,15 @@ struct Agent {
     role: RoleWriter,
     cfg: GroupConfig,
     stopped: bool,
+    vips: Option<VipManager>,
+    /// When adding missing VIPs was last tried (retried every second while hot).
+    vip_attempt: Duration,
+    /// When the VIPs were last announced (for `garp.refresh`).
+    vip_refresh: Duration,
 }
+
+/// How often a hot member retries adding a VIP it could not add.
+const VIP_RETRY: Duration = Duration::from_secs(1);
 
 impl Agent {
     async fn run_loop(
@@ -244,7 +268,7 @@ impl Agent {
                         reason: "queued_while_paused".to_string(),
                     })
                     .inc_by(dropped as u64);
-                self.step(now, Input::Tick);
+                self.step(now, Input::Tick).await;
                 last_wake = now;
                 if wake_was_datagram {
                     continue;
@@ -254,15 +278,15 @@ impl Agent {
             match wake {
                 Wake::Stop => {
                     tracing::info!("stop requested: handing over and leaving the group");
-                    self.step(now, Input::Shutdown);
+                    self.step(now, Input::Shutdown).await;
                     self.notifier
                         .send(NotifyEvent::Stopped, self.node.epoch(), "shutdown");
                     break;
                 }
-                Wake::Datagram(d) => self.on_datagram(d),
-                Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }),
-                Wake::Request(r) => self.on_request(r),
-                Wake::Tick => self.step(now, Input::Tick),
+                Wake::Datagram(d) => self.on_datagram(d).await,
+                Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }).await,
+                Wake::Request(r) => self.on_request(r).await,
+                Wake::Tick => self.step(now, Input::Tick).await,
             }
         }
         Ok(())
@@ -286,7 +310,7 @@ impl Agent {
     }
 
     /// Decodes, authenticates and de-duplicates one datagram, then feeds it to the node.
-    fn on_datagram(&mut self, d: Datagram) {
+    async fn on_datagram(&mut self, d: Datagram) {
         let now = monotonic();
         let msg = match wire::decode(&d.bytes, &self.cfg.name, self.key.as_deref()) {
             Ok(m) => m,
@@ -319,16 +343,19 @@ impl Agent {
                 from: d.from,
                 message: msg,
             },
-        );
+        )
+        .await;
     }
 
-    fn on_request(&mut self, r: Request) {
+    async fn on_request(&mut self, r: Request) {
         match r {
             Request::Status(tx) => {
                 let _ = tx.send(self.report());
             }
             Request::Health(tx) => {
-                let _ = tx.send(());
+                let missing = self.node.state() == State::HS
+                    && self.vips.as_ref().is_some_and(|v| !v.all_held());
+                let _ = tx.send(missing.then(|| "hot, but a VIP is missing (see /status)".into()));
             }
             Request::Switchover(target, tx) => {
                 if self.node.params().index_of(&target).is_none() {
@@ -336,14 +363,14 @@ impl Agent {
                     return;
                 }
                 tracing::info!(%target, "switchover requested by an operator");
-                self.step(monotonic(), Input::Switchover { target });
+                self.step(monotonic(), Input::Switchover { target }).await;
                 let _ = tx.send(Ok(()));
             }
         }
     }
 
     /// Feeds one input and carries out every output, in order.
-    fn step(&mut self, now: Duration, input: Input) {
+    async fn step(&mut self, now: Duration, input: Input) {
         for out in self.node.handle(now, input) {
             match out {
                 Output::Send {
@@ -355,7 +382,11 @@ impl Agent {
                     state,
                     epoch,
                     lease_until,
-                } => self.write_role(state, epoch, lease_until),
+                } => {
+                    let was_hot = self.written.is_some_and(|(s, _)| s == State::HS);
+                    self.write_role(state, epoch, lease_until);
+                    self.move_vips(now, was_hot, state == State::HS).await;
+                }
                 Output::Event(e) => self.on_event(e),
                 Output::Stopped => self.stopped = true,
             }
@@ -365,6 +396,45 @@ impl Agent {
         let now_role = (self.node.state(), self.node.epoch());
         if self.written.is_some_and(|w| w != now_role) && now_role.0 != State::HS {
             self.write_role(now_role.0, now_role.1, None);
+        }
+    }
+
+    /// Takes the VIPs on becoming hot and drops them on leaving HS — before the outputs that
+    /// follow (a `leaving`, a switchover ack) announce anything. While hot, retries missing
+    /// ones and repeats the announcement every `garp.refresh`.
+    async fn move_vips(&mut self, now: Duration, was_hot: bool, hot: bool) {
+        let Some(vips) = self.vips.as_mut() else {
+            return;
+        };
+        match (was_hot, hot) {
+            (false, true) => {
+                self.vip_attempt = now;
+                self.vip_refresh = now;
+                let failed = vips.acquire().await;
+                self.report_vip_failures(failed);
+            }
+            (true, false) => vips.release().await,
+            (true, true) => {
+                if !vips.all_held() && now >= self.vip_attempt + VIP_RETRY {
+                    self.vip_attempt = now;
+                    let failed = vips.acquire().await;
+                    self.report_vip_failures(failed);
+                } else if !vips.refresh().is_zero() && now >= self.vip_refresh + vips.refresh() {
+                    self.vip_refresh = now;
+                    vips.announce(1);
+                }
+            }
+            (false, false) => {}
+        }
+    }
+
+    fn report_vip_failures(&self, failed: Vec<(String, String)>) {
+        for (vip, why) in failed {
+            self.notifier.send(
+                NotifyEvent::VipFailed,
+                self.node.epoch(),
+                format!("{vip}: {why}"),
+            );
         }
     }
 
@@ -618,6 +688,21 @@ impl Agent {
                 })
                 .collect(),
             members,
+            vips: self
+                .vips
+                .as_ref()
+                .map(|v| {
+                    v.vips()
+                        .iter()
+                        .map(|v| VipStatus {
+                            address: v.cidr.clone(),
+                            interface: v.interface.clone(),
+                            held: v.held,
+                            error: v.error.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Host-side pieces of rdg: the agent that drives `rdg_core::election::Node` with real sockets
 //! and a real clock ([`agent`]), its parts (heartbeat [`transport`], [`net_check`], the
-//! [`role_file`] with its monotonic lease and its [`role_writer`], the [`status`] endpoint and [`metrics`], [`notify`]
+//! [`role_file`] with its monotonic lease and its [`role_writer`], the [`vip`]s, the [`status`] endpoint and [`metrics`], [`notify`]
 //! commands), the [`gate`] that runs a command only while hot, and the [`query`] behind
 //! `rdg status`.
 
@@ -16,3 +16,4 @@ pub mod role_file;
 pub mod role_writer;
 pub mod status;
 pub mod transport;
+pub mod vip;

@@ -33,6 +33,13 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Label set: one VIP.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VipLabels {
+    /// The VIP as configured (`10.0.0.100/24`).
+    pub vip: String,
+}
+
 /// Label set: one member state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -75,6 +82,10 @@ pub struct Metrics {
     pub anomalies: Family<NetLabels, Counter>,
     /// Notify command runs that failed or timed out.
     pub notify_failures: Counter,
+    /// 1 while the VIP is on this host.
+    pub vip_held: Family<VipLabels, Gauge>,
+    /// Gratuitous ARP / unsolicited NA packets sent, per VIP.
+    pub garp_sent: Family<VipLabels, Counter>,
 }
 
 impl Metrics {
@@ -96,6 +107,8 @@ impl Metrics {
             ]),
             anomalies: Family::default(),
             notify_failures: Counter::default(),
+            vip_held: Family::default(),
+            garp_sent: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -153,6 +166,16 @@ impl Metrics {
             "notify_failures",
             "Notify command runs that failed or timed out",
             m.notify_failures.clone(),
+        );
+        registry.register(
+            "vip_held",
+            "1 while the VIP is on this host",
+            m.vip_held.clone(),
+        );
+        registry.register(
+            "garp_sent",
+            "Gratuitous ARP / unsolicited NA packets sent, per VIP",
+            m.garp_sent.clone(),
         );
         Metrics { registry, ..m }
     }

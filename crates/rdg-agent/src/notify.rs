@@ -29,6 +29,8 @@ pub enum NotifyEvent {
     AnomalyRecovered,
     /// The agent stopped (graceful shutdown).
     Stopped,
+    /// Hot, but a VIP could not be added (address in use, interface gone).
+    VipFailed,
 }
 
 impl NotifyEvent {
@@ -42,6 +44,7 @@ impl NotifyEvent {
             NotifyEvent::Anomaly => "anomaly",
             NotifyEvent::AnomalyRecovered => "anomaly-recovered",
             NotifyEvent::Stopped => "stopped",
+            NotifyEvent::VipFailed => "vip-failed",
         }
     }
 }

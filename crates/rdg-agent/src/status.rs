@@ -47,6 +47,22 @@ pub struct StatusReport {
     pub networks: Vec<NetworkStatus>,
     /// Every member of the group, this one included, in configuration order.
     pub members: Vec<MemberStatus>,
+    /// The group's virtual IPs on this member.
+    pub vips: Vec<VipStatus>,
+}
+
+/// One VIP on this member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VipStatus {
+    /// The VIP as configured.
+    pub address: String,
+    /// The interface it goes on.
+    pub interface: String,
+    /// Whether it is on this host.
+    pub held: bool,
+    /// Why it could not be added (hot, but missing).
+    pub error: Option<String>,
 }
 
 /// Net-check part of [`StatusReport`].
@@ -119,8 +135,8 @@ pub struct PeerNetworkStatus {
 pub enum Request {
     /// Build a status report.
     Status(oneshot::Sender<StatusReport>),
-    /// Prove the loop runs.
-    Health(oneshot::Sender<()>),
+    /// Prove the loop runs; the answer is why the member is unhealthy, if it is.
+    Health(oneshot::Sender<Option<String>>),
     /// Start a planned hand-over to this member.
     Switchover(String, oneshot::Sender<Result<(), String>>),
 }
@@ -178,7 +194,8 @@ async fn status(AxState(s): AxState<Shared>) -> Response {
 
 async fn healthz(AxState(s): AxState<Shared>) -> Response {
     match ask(&s, Request::Health).await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(None) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Some(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
         Err(r) => r,
     }
 }

@@ -38,6 +38,10 @@ pub struct GroupConfig {
     /// Virtual IPs owned by the hot member.
     #[serde(default)]
     pub vips: Vec<Vip>,
+    /// Announcements after taking the VIPs (gratuitous ARP, unsolicited neighbour
+    /// advertisements). An rdg extension of the design's keys.
+    #[serde(default)]
+    pub garp: Garp,
     /// Where the agent writes its role and lease (JSON); default `/run/rdg/<name>.role`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_file: Option<String>,
@@ -240,6 +244,43 @@ pub struct Vip {
     pub address: String,
     /// Name of the network (from `networks`) whose interface gets the address.
     pub network: String,
+}
+
+/// How a new hot member announces its VIPs: a burst of gratuitous ARP (request and reply
+/// forms) for IPv4, unsolicited neighbour advertisements for IPv6, the first at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Garp {
+    /// Announcements per VIP in the burst (at least 1).
+    #[serde(default = "default_garp_count")]
+    pub count: u32,
+    /// Time between the announcements of the burst.
+    #[serde(default = "default_garp_spacing")]
+    pub spacing: Dur,
+    /// Repeat one announcement this often while hot (0s = never), for switches and hosts
+    /// that forget.
+    #[serde(default)]
+    pub refresh: Dur,
+}
+
+// Five announcements 300 ms apart span 1.2 s: Linux hosts ignore an ARP update for an entry
+// changed less than `locktime` (1 s by default) ago, so a burst that ends sooner can be
+// ignored entirely by a client that was just talking to the old member.
+fn default_garp_count() -> u32 {
+    5
+}
+fn default_garp_spacing() -> Dur {
+    Dur::from_millis(300)
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Garp {
+            count: default_garp_count(),
+            spacing: default_garp_spacing(),
+            refresh: Dur::default(),
+        }
+    }
 }
 
 /// Heartbeat authentication.

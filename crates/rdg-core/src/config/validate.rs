@@ -134,6 +134,7 @@ impl GroupConfig {
         self.check_status(&mut r);
         self.check_transmitter(&mut r);
         self.check_notify(&mut r);
+        self.check_garp(&mut r);
         r.problems
     }
 
@@ -558,6 +559,29 @@ impl GroupConfig {
                     "must not be empty (leave auth out to send heartbeats without a MAC)",
                 );
             }
+        }
+    }
+
+    fn check_garp(&self, r: &mut Report) {
+        let g = &self.garp;
+        if !(1..=100).contains(&g.count) {
+            r.add(
+                "garp.count",
+                format!("{} announcements: use 1 to 100", g.count),
+            );
+        }
+        if g.count > 1 && is_zero(g.spacing) {
+            r.add(
+                "garp.spacing",
+                "must be greater than 0 when count is above 1 (a burst in one instant is one announcement to most switches)",
+            );
+        }
+        let refresh = g.refresh.get();
+        if !refresh.is_zero() && refresh < Duration::from_millis(100) {
+            r.add(
+                "garp.refresh",
+                format!("{}: use 0s (off) or at least 100ms", g.refresh),
+            );
         }
     }
 
@@ -994,6 +1018,20 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         assert!(problem_at(&cfg, "vips[6].address").contains("loopback"));
         assert!(problem_at(&cfg, "vips[7].address").contains("prefix length 0"));
         assert_eq!(cfg.problems().len(), 8, "{:#?}", cfg.problems());
+    }
+
+    #[test]
+    fn garp() {
+        let mut cfg = group();
+        cfg.garp.count = 0;
+        cfg.garp.refresh = Dur::from_millis(10);
+        assert_eq!(paths(&cfg), ["garp.count", "garp.refresh"]);
+        cfg.garp.count = 3;
+        cfg.garp.spacing = Dur::from_millis(0);
+        cfg.garp.refresh = Dur::from_millis(0);
+        assert_eq!(paths(&cfg), ["garp.spacing"]);
+        cfg.garp.count = 1;
+        assert!(cfg.problems().is_empty());
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl GroupConfig {
             timeouts: Timeouts::default(),
             net_check: NetCheck::default(),
             vips: Vec::new(),
+            garp: Default::default(),
             role_file: None,
             auth: None,
             status: Default::default(),
