@@ -72,35 +72,40 @@ impl Instances {
         let mut instances = Instances { procs: Vec::new() };
         for m in &lab.config().members {
             let name = &m.name;
-            let file = |ext: &str| lab.dir().join(format!("keepalived-{name}.{ext}"));
-            let conf = file("conf");
+            let conf = lab.dir().join(format!("keepalived-{name}.conf"));
             std::fs::write(&conf, config(name, m.priority.clamp(1, 254), advert))
                 .map_err(|e| format!("write {}: {e}", conf.display()))?;
-            let log = File::create(file("log")).map_err(|e| format!("keepalived log: {e}"))?;
-            let err = log
-                .try_clone()
-                .map_err(|e| format!("keepalived log: {e}"))?;
-            let child = Command::new("ip")
-                .args(["netns", "exec", lab.netns(name), "keepalived", "-f"])
-                .arg(&conf)
-                .arg("-p")
-                .arg(file("pid"))
-                .arg("-r")
-                .arg(file("vrrp.pid"))
-                .arg("-c")
-                .arg(file("checkers.pid"))
-                .arg("-b")
-                .arg(file("bfd.pid"))
-                .args(["-n", "-l", "-D", "-G"])
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err)
-                .process_group(0)
-                .spawn()
-                .map_err(|e| format!("cannot start keepalived for {name}: {e}"))?;
+            let child = spawn(lab, name)?;
             instances.procs.push((name.clone(), child));
         }
         Ok(instances)
+    }
+
+    /// SIGKILLs `member`'s instance (its whole process group, as a host death would): the VIP,
+    /// if it held it, stays on its interface.
+    pub fn kill_member(&mut self, member: &str) {
+        if let Some(i) = self.procs.iter().position(|(m, _)| m == member) {
+            let (_, mut child) = self.procs.remove(i);
+            if matches!(child.try_wait(), Ok(None)) {
+                let pid = Pid::from_raw(child.id() as i32);
+                let _ = killpg(pid, Signal::SIGKILL);
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts `member`'s instance again (after [`Instances::kill_member`]) with the
+    /// configuration written by [`Instances::start`].
+    pub fn restart_member(&mut self, lab: &Lab, member: &str) -> Result<(), String> {
+        self.kill_member(member);
+        // Stale pid files of the killed instance (keepalived would check whether they run).
+        for ext in ["pid", "vrrp.pid", "checkers.pid", "bfd.pid"] {
+            let _ = std::fs::remove_file(lab.dir().join(format!("keepalived-{member}.{ext}")));
+        }
+        let child = spawn(lab, member)?;
+        self.procs.push((member.to_string(), child));
+        Ok(())
     }
 
     /// The parent keepalived process of each member (`ip netns exec` execs it in place).
@@ -179,6 +184,38 @@ impl Drop for Instances {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+/// Starts `name`'s instance with the configuration file [`Instances::start`] wrote, in the
+/// foreground, as its own process group leader, logging to a file in the lab directory.
+fn spawn(lab: &Lab, name: &str) -> Result<Child, String> {
+    let file = |ext: &str| lab.dir().join(format!("keepalived-{name}.{ext}"));
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(file("log"))
+        .map_err(|e| format!("keepalived log: {e}"))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| format!("keepalived log: {e}"))?;
+    Command::new("ip")
+        .args(["netns", "exec", lab.netns(name), "keepalived", "-f"])
+        .arg(file("conf"))
+        .arg("-p")
+        .arg(file("pid"))
+        .arg("-r")
+        .arg(file("vrrp.pid"))
+        .arg("-c")
+        .arg(file("checkers.pid"))
+        .arg("-b")
+        .arg(file("bfd.pid"))
+        .args(["-n", "-l", "-D", "-G"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start keepalived for {name}: {e}"))
 }
 
 /// Members whose primary interface holds the VIP.

@@ -4,6 +4,7 @@
 //! ```text
 //! sudo cargo run --release -p rdg-e2e --bin failover_bench -- [--trials N] [--json]
 //!     [--window SECS] [--warmup SECS] [--skip-failover] [--skip-footprint]
+//!     [--outage-trials N] [--skip-outage] [--loss-seconds S] [--skip-loss]
 //! ```
 //!
 //! Prints one JSON document on stdout (progress goes to stderr):
@@ -15,6 +16,10 @@
 //!   [`failover`] for how each figure is measured);
 //! * `footprint`: resident memory and CPU of rdg and of keepalived at 10 Hz and 50 Hz (see
 //!   [`footprint`]);
+//! * `outage`: the outage a client pinging the VIP sees after host death of its owner, rdg and
+//!   keepalived at 10 Hz and 50 Hz, `--outage-trials` times each (default 20; see [`outage`]);
+//! * `loss`: false takeovers of rdg and keepalived at 50 Hz with 20 % random loss on every
+//!   member's input for `--loss-seconds` (default 60; see [`loss`]);
 //! * `errors`: whatever went wrong (failed trials, a tool missing); the exit status is 1 when
 //!   there are any, 2 without root, 130 when interrupted.
 //!
@@ -28,6 +33,8 @@ mod footprint;
 mod group;
 mod keepalived;
 mod logtime;
+mod loss;
+mod outage;
 mod procfs;
 mod stats;
 
@@ -91,10 +98,15 @@ struct Options {
     warmup: Duration,
     failover: bool,
     footprint: bool,
+    outage: bool,
+    outage_trials: usize,
+    loss: bool,
+    loss_seconds: Duration,
 }
 
 const USAGE: &str = "usage: failover_bench [--trials N] [--json] [--window SECS] [--warmup SECS] \
-                     [--skip-failover] [--skip-footprint]";
+                     [--skip-failover] [--skip-footprint] [--outage-trials N] [--skip-outage] \
+                     [--loss-seconds SECS] [--skip-loss]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -103,6 +115,10 @@ fn parse_args() -> Result<Options, String> {
         warmup: Duration::from_secs(6),
         failover: true,
         footprint: true,
+        outage: true,
+        outage_trials: 20,
+        loss: true,
+        loss_seconds: Duration::from_secs(60),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -126,6 +142,17 @@ fn parse_args() -> Result<Options, String> {
                     .filter(|&n| n > 0)
                     .ok_or_else(|| format!("--trials: not a positive number: {v}"))?;
             }
+            "--outage-trials" => {
+                let v = value("--outage-trials")?;
+                o.outage_trials = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--outage-trials: not a positive number: {v}"))?;
+            }
+            "--loss-seconds" => o.loss_seconds = seconds(value("--loss-seconds")?)?,
+            "--skip-outage" => o.outage = false,
+            "--skip-loss" => o.loss = false,
             "--window" => o.window = seconds(value("--window")?)?,
             "--warmup" => o.warmup = seconds(value("--warmup")?)?,
             // The output is always JSON; accepted for scripts that ask for it.
@@ -192,6 +219,16 @@ fn main() {
         let (report, errs) = footprint::run(&[10, 50], options.window, options.warmup);
         errors.extend(errs);
         doc["footprint"] = report;
+    }
+    if options.outage && check_interrupted().is_ok() {
+        let (report, errs) = outage::run(options.outage_trials, &[10, 50]);
+        errors.extend(errs);
+        doc["outage"] = report;
+    }
+    if options.loss && check_interrupted().is_ok() {
+        let (report, errs) = loss::run(options.loss_seconds, Duration::from_millis(20), 20);
+        errors.extend(errs);
+        doc["loss"] = report;
     }
     doc["rdg_binary"] = json!(rdg.display().to_string());
     doc["cpus"] = json!(std::thread::available_parallelism().map_or(0, |n| n.get()));
