@@ -1,0 +1,283 @@
+//! Part 4: false takeovers under random packet loss, rdg beside keepalived.
+//!
+//! The three members run at heartbeat interval 20 ms (rdg: timeout 60 ms, two networks, net
+//! check on both targets, the VIP 10.0.0.100/24; keepalived: VRRPv3 `advert_int` 0.02, nopreempt,
+//! the same VIP) in a lab of their own. Once the group is settled, every member's namespace drops
+//! `percent` % of everything it receives (`nft ... input numgen random mod 100 < 20 drop`, the
+//! lab's `random_loss`; net-check replies included), for `seconds`. Nothing else happens, so
+//! every change of owner is a false takeover. Every 10 ms the loop samples:
+//!
+//! * rdg: the hot set, i.e. the members whose role file says HS with a running lease;
+//! * both tools: the VIP holders, i.e. the member namespaces in which a socket can be bound to
+//!   10.0.0.100 (one thread per namespace, joined with `setns`, so sampling spawns no process).
+//!
+//! `flips` counts changes of the sampled set (hot set for rdg, holder set for keepalived; a
+//! takeover through a moment with two holders counts twice), `owner_changes` the times a
+//! single owner was followed by a different single owner, `two_hot_ms` / `two_owners_ms` the
+//! time (sum of sample periods) with two or more, `none_ms` with none. Log lines are counted as
+//! a cross-check: rdg's `hot member lost`, keepalived's `Entering MASTER STATE`.
+
+use crate::group::start_in_order;
+use crate::keepalived::{self, Instances, VIP};
+use crate::stats::round1;
+use rdg_e2e::{Lab, monotonic_ms};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a group may take to settle.
+const SETTLE: Duration = Duration::from_secs(20);
+/// Sampling period.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Runs both tools for `seconds` each at `percent` % loss and heartbeat `interval`.
+pub fn run(seconds: Duration, interval: Duration, percent: u8) -> (Value, Vec<String>) {
+    let mut errors = Vec::new();
+    let timeout = interval * 3;
+    let mut config = crate::failover::group_config(interval, timeout);
+    config.vips = vec![format!("{VIP}/24")];
+    let mut doc = json!({
+        "loss_percent": percent,
+        "interval_ms": interval.as_millis() as u64,
+        "timeout_ms": timeout.as_millis() as u64,
+        "seconds": seconds.as_secs_f64(),
+        "sample_ms": TICK.as_millis() as u64,
+    });
+    let result = crate::guarded("loss rdg", || {
+        let lab = Lab::new(config.clone());
+        eprintln!("loss rdg: lab in {}", lab.dir().display());
+        let hot = start_in_order(&lab, SETTLE)?;
+        crate::sleep(Duration::from_secs(1))?;
+        let offsets = log_offsets(&lab, |m| lab.log_file(m).to_path_buf());
+        eprintln!("loss rdg: settled ({hot} hot), {percent} % loss for {seconds:?}");
+        for m in lab.member_names() {
+            lab.random_loss(&m, percent);
+        }
+        let o = observe(&lab, seconds, true);
+        for m in lab.member_names() {
+            lab.clear_loss(&m);
+        }
+        let o = o?;
+        let lost_lines = count_lines(
+            &lab,
+            &offsets,
+            |m| lab.log_file(m).to_path_buf(),
+            |l| l.contains("hot member lost"),
+        );
+        eprintln!(
+            "loss rdg: {} flips of the hot set, {:.0} ms with two hot; VIP: {} flips",
+            o.hot.flips, o.hot.two_ms, o.vip.flips
+        );
+        doc["rdg"] = json!({
+            "flips": o.hot.flips,
+            "owner_changes": o.hot.owner_changes,
+            "two_hot_ms": round1(o.hot.two_ms),
+            "none_hot_ms": round1(o.hot.none_ms),
+            "vip": o.vip.to_json(),
+            "hot_member_lost_log_lines": lost_lines,
+            "samples": o.samples,
+            "transitions": o.hot.transitions,
+        });
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    let result = crate::guarded("loss keepalived", || {
+        crate::check_interrupted()?;
+        keepalived::version()?;
+        let lab = Lab::new(config.clone());
+        eprintln!("loss keepalived: lab in {}", lab.dir().display());
+        let mut instances = Instances::start(&lab, interval)?;
+        let master = instances.wait_master(&lab, SETTLE)?;
+        crate::sleep(Duration::from_secs(1))?;
+        let log = |m: &str| lab.dir().join(format!("keepalived-{m}.log"));
+        let offsets = log_offsets(&lab, log);
+        eprintln!("loss keepalived: {master} master, {percent} % loss for {seconds:?}");
+        for m in lab.member_names() {
+            lab.random_loss(&m, percent);
+        }
+        let o = observe(&lab, seconds, false);
+        for m in lab.member_names() {
+            lab.clear_loss(&m);
+        }
+        let running = instances.check_running();
+        instances.stop();
+        let o = o?;
+        running?;
+        let master_lines =
+            count_lines(&lab, &offsets, log, |l| l.contains("Entering MASTER STATE"));
+        eprintln!(
+            "loss keepalived: {} flips of the VIP holders, {:.0} ms with two",
+            o.vip.flips, o.vip.two_ms
+        );
+        doc["keepalived"] = json!({
+            "flips": o.vip.flips,
+            "owner_changes": o.vip.owner_changes,
+            "two_owners_ms": round1(o.vip.two_ms),
+            "none_ms": round1(o.vip.none_ms),
+            "entering_master_log_lines": master_lines,
+            "samples": o.samples,
+            "transitions": o.vip.transitions,
+        });
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    (doc, errors)
+}
+
+/// The current length of each member's log.
+fn log_offsets(lab: &Lab, log: impl Fn(&str) -> std::path::PathBuf) -> Vec<u64> {
+    lab.member_names()
+        .iter()
+        .map(|m| std::fs::metadata(log(m)).map_or(0, |md| md.len()))
+        .collect()
+}
+
+/// Lines after `offsets` in the members' logs that match `pred`.
+fn count_lines(
+    lab: &Lab,
+    offsets: &[u64],
+    log: impl Fn(&str) -> std::path::PathBuf,
+    pred: impl Fn(&str) -> bool,
+) -> usize {
+    lab.member_names()
+        .iter()
+        .zip(offsets)
+        .map(|(m, &off)| {
+            crate::logtime::lines_after(&log(m), off)
+                .iter()
+                .filter(|l| pred(l))
+                .count()
+        })
+        .sum()
+}
+
+/// Changes of one sampled set of members.
+#[derive(Default)]
+struct Track {
+    last: Option<BTreeSet<String>>,
+    last_single: Option<String>,
+    flips: usize,
+    owner_changes: usize,
+    two_ms: f64,
+    none_ms: f64,
+    /// The first 50 changes: (ms since start, the new set).
+    transitions: Vec<(f64, Vec<String>)>,
+}
+
+impl Track {
+    fn sample(&mut self, at_ms: f64, dt_ms: f64, set: BTreeSet<String>) {
+        if let Some(last) = &self.last {
+            match last.len() {
+                0 => self.none_ms += dt_ms,
+                1 => {}
+                _ => self.two_ms += dt_ms,
+            }
+            if *last != set {
+                self.flips += 1;
+                if self.transitions.len() < 50 {
+                    self.transitions
+                        .push((round1(at_ms), set.iter().cloned().collect()));
+                }
+            }
+        }
+        if set.len() == 1 {
+            let one = set.iter().next().cloned();
+            if self.last_single.is_some() && self.last_single != one {
+                self.owner_changes += 1;
+            }
+            self.last_single = one;
+        }
+        self.last = Some(set);
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "flips": self.flips,
+            "owner_changes": self.owner_changes,
+            "two_owners_ms": round1(self.two_ms),
+            "none_ms": round1(self.none_ms),
+        })
+    }
+}
+
+/// What [`observe`] saw.
+struct Observed {
+    hot: Track,
+    vip: Track,
+    samples: usize,
+}
+
+/// Samples the hot set (when `roles`) and the VIP holders every [`TICK`] for `seconds`.
+fn observe(lab: &Lab, seconds: Duration, roles: bool) -> Result<Observed, String> {
+    let names = lab.member_names();
+    let vip: Ipv4Addr = VIP.parse().expect("the VIP is an IPv4 address");
+    std::thread::scope(|scope| {
+        // One thread per member namespace answering "is the VIP local here?".
+        let mut askers = Vec::new();
+        for m in &names {
+            let (ask_tx, ask_rx) = mpsc::channel::<()>();
+            let (ans_tx, ans_rx) = mpsc::channel::<bool>();
+            let path = format!("/run/netns/{}", lab.netns(m));
+            scope.spawn(move || {
+                let joined = File::open(&path).ok().is_some_and(|f| {
+                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
+                });
+                while ask_rx.recv().is_ok() {
+                    let held = joined && UdpSocket::bind((vip, 0)).is_ok();
+                    if ans_tx.send(held).is_err() {
+                        break;
+                    }
+                }
+            });
+            askers.push((m.clone(), ask_tx, ans_rx));
+        }
+        let mut o = Observed {
+            hot: Track::default(),
+            vip: Track::default(),
+            samples: 0,
+        };
+        let start = Instant::now();
+        let mut next = start;
+        let mut prev = start;
+        while start.elapsed() < seconds {
+            crate::check_interrupted()?;
+            let now = Instant::now();
+            let at_ms = (now - start).as_secs_f64() * 1e3;
+            let dt_ms = (now - prev).as_secs_f64() * 1e3;
+            prev = now;
+            for (_, tx, _) in &askers {
+                tx.send(()).map_err(|_| "a namespace thread died")?;
+            }
+            let mut holders = BTreeSet::new();
+            for (m, _, rx) in &askers {
+                if rx.recv().map_err(|_| "a namespace thread died")? {
+                    holders.insert(m.clone());
+                }
+            }
+            if roles {
+                let mono = monotonic_ms();
+                let hot: BTreeSet<String> = names
+                    .iter()
+                    .filter(|m| lab.role(m).is_some_and(|r| r.hot_with_lease(mono)))
+                    .cloned()
+                    .collect();
+                o.hot.sample(at_ms, dt_ms, hot);
+            }
+            o.vip.sample(at_ms, dt_ms, holders);
+            o.samples += 1;
+            next += TICK;
+            let left = next.saturating_duration_since(Instant::now());
+            std::thread::sleep(left);
+        }
+        // Dropping the senders ends the namespace threads.
+        drop(askers);
+        Ok(o)
+    })
+}
