@@ -681,6 +681,7 @@ fn forged(group: &str, member: &str, epoch: u64, network: u8) -> Message {
         network,
         flags: Flags::NET_CHECK_OK,
         hot: member.into(),
+        hot_heard_ago: None,
     }
 }
 

@@ -115,6 +115,7 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
             network: i as u8,
             flags: Flags::default(),
             hot: String::new(),
+            hot_heard_ago: None,
         };
         let bytes = wire::encode(&msg, key.as_deref()).expect("a status query always encodes");
         let destinations: Vec<SocketAddr> = match network.multicast {

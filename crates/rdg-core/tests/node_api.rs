@@ -43,6 +43,7 @@ fn msg(kind: MessageType, member: &str, state: State, seq: u64) -> Message {
         network: 0,
         flags: Flags::NET_CHECK_OK,
         hot: String::new(),
+        hot_heard_ago: None,
     }
 }
 
@@ -186,4 +187,109 @@ fn graceful_stop_of_the_hot_member_releases_before_it_says_leaving() {
     assert_eq!(out.last(), Some(&Output::Stopped));
     assert!(n.next_deadline().is_none());
     assert!(n.handle(ms(t + 2), Input::Tick).is_empty());
+}
+
+const THREE: &str = "\
+name: g
+heartbeat: {interval: 100ms, timeout: 300ms}
+networks: [{name: primary, multicast: 224.0.0.35}]
+members:
+  - {name: a, priority: 100, addresses: {primary: 10.0.0.11}}
+  - {name: b, priority: 50, addresses: {primary: 10.0.0.12}}
+  - {name: c, priority: 10, addresses: {primary: 10.0.0.13}}
+";
+
+#[test]
+fn a_hot_member_vouched_for_by_another_standby_is_not_taken_over() {
+    // b hears a (hot) until 1 s, then loses a's heartbeats (packet loss on b's side only);
+    // c keeps hearing a until 2 s and says so in its heartbeats. b must wait for a until c's
+    // word runs out, then take over no earlier than a timeout after a was last heard by c.
+    let mut b = node(THREE, "b");
+    let mut seq = 0;
+    let mut became_hot = None;
+    for t in (0..3000).step_by(10) {
+        let now = ms(t);
+        let mut inputs = vec![Input::Tick];
+        if t % 100 == 0 {
+            seq += 1;
+            if t < 1000 {
+                let mut hb = msg(MessageType::Heartbeat, "a", State::HS, seq);
+                hb.epoch = 1;
+                hb.hot = "a".into();
+                inputs.push(Input::Received {
+                    network: 0,
+                    from: from(),
+                    message: hb,
+                });
+            }
+            let mut hb = msg(MessageType::Heartbeat, "c", State::SBS, seq);
+            hb.epoch = 1;
+            hb.hot = "a".into();
+            // c heard a 5 ms ago until a dies at 2 s; afterwards its word grows old.
+            hb.hot_heard_ago = Some(ms(t.saturating_sub(1995).max(5)));
+            inputs.push(Input::Received {
+                network: 0,
+                from: from(),
+                message: hb,
+            });
+        }
+        for input in inputs {
+            b.handle(now, input);
+        }
+        if t > 1000 && t < 2000 {
+            assert_eq!(
+                (b.state(), b.hot()),
+                (State::SBS, Some("a")),
+                "at {t} ms b still follows a"
+            );
+        }
+        if b.state() == State::HS && became_hot.is_none() {
+            became_hot = Some(t);
+        }
+    }
+    let t = became_hot.expect("b took over once c's word ran out");
+    assert!(
+        (1995 + 300..=1995 + 300 + 150).contains(&t),
+        "b took over at {t} ms, a timeout after c last heard a (1995 ms)"
+    );
+}
+
+#[test]
+fn a_standby_vouches_only_for_the_hot_member_it_hears_itself() {
+    let mut c = node(THREE, "c");
+    let mut hb = msg(MessageType::Heartbeat, "a", State::HS, 1);
+    hb.epoch = 1;
+    hb.hot = "a".into();
+    c.handle(
+        ms(0),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: hb,
+        },
+    );
+    let vouch = |out: Vec<Output>| {
+        out.into_iter().find_map(|o| match o {
+            Output::Send { message, .. } if message.kind == MessageType::Heartbeat => {
+                Some((message.hot, message.hot_heard_ago))
+            }
+            _ => None,
+        })
+    };
+    let said = vouch(c.handle(ms(100), Input::Tick)).expect("c heartbeats");
+    assert_eq!(said, ("a".to_string(), Some(ms(100))));
+    // b's word about a is not repeated by c: only what c heard itself.
+    let mut hb = msg(MessageType::Heartbeat, "b", State::SBS, 1);
+    hb.hot = "a".into();
+    hb.hot_heard_ago = Some(ms(1));
+    c.handle(
+        ms(150),
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: hb,
+        },
+    );
+    let said = vouch(c.handle(ms(200), Input::Tick)).expect("c heartbeats");
+    assert_eq!(said, ("a".to_string(), Some(ms(200))));
 }

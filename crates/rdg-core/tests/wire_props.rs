@@ -47,12 +47,13 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u8>(),
             0..=Flags::KNOWN.0,
             name(),
+            proptest::option::of(0u64..0xFFFF),
         ),
     )
         .prop_map(
             |(
                 (kind, group, member, state, temporal, priority),
-                (epoch, incarnation, sequence, network, flags, hot),
+                (epoch, incarnation, sequence, network, flags, hot, heard),
             )| Message {
                 kind,
                 group,
@@ -66,6 +67,7 @@ fn message() -> impl Strategy<Value = Message> {
                 network,
                 flags: Flags(flags),
                 hot,
+                hot_heard_ago: heard.map(std::time::Duration::from_millis),
             },
         )
 }
@@ -84,6 +86,7 @@ fn sample() -> Message {
         network: 0,
         flags: Flags::NET_CHECK_OK,
         hot: "ics-a".into(),
+        hot_heard_ago: None,
     }
 }
 

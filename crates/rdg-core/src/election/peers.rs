@@ -39,6 +39,12 @@ pub struct Peer {
     pub alive_reported: bool,
     /// Per network: an anomaly is being reported.
     pub anomaly: [bool; MAX_NETWORKS],
+    /// When it was last heard on any network, as received (never moved by
+    /// [`Peer::extend_after_gap`]): what this member vouches for to the others.
+    pub heard_direct: Option<Duration>,
+    /// Latest time another member heard it directly (from their heartbeats' "hot heard"), so
+    /// its heartbeats lost on our way only do not make it look dead.
+    pub hearsay: Option<Duration>,
 }
 
 impl Default for Peer {
@@ -57,6 +63,8 @@ impl Default for Peer {
             left: false,
             alive_reported: false,
             anomaly: [false; MAX_NETWORKS],
+            heard_direct: None,
+            hearsay: None,
         }
     }
 }
@@ -72,12 +80,14 @@ impl Peer {
             // A new process: its silence clock restarts.
             if self.incarnation != m.incarnation {
                 self.heard = [None; MAX_NETWORKS];
+                self.hearsay = None;
                 self.sequence = 0;
             }
             self.first_seen = Some(now);
         }
         self.incarnation = m.incarnation;
         self.heard[network] = Some(now);
+        self.heard_direct = Some(now);
         self.addr[network] = Some(from);
         if m.sequence <= self.sequence && !new_process {
             return false;
@@ -100,6 +110,11 @@ impl Peer {
     /// Heard on any of the first `networks` networks within `timeout`.
     pub fn alive(&self, networks: usize, now: Duration, timeout: Duration) -> bool {
         (0..networks).any(|n| self.alive_on(n, now, timeout))
+    }
+
+    /// Another member heard it within `timeout` before `now` (and it has not left).
+    pub fn vouched_for(&self, now: Duration, timeout: Duration) -> bool {
+        !self.left && self.hearsay.is_some_and(|t| now < t + timeout)
     }
 
     /// The latest time it was heard on any network.

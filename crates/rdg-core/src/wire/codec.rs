@@ -1,6 +1,6 @@
 //! Binary encoding of a [`Message`], with an optional HMAC-SHA256 trailer.
 //!
-//! # Format (version 1, all integers big-endian)
+//! # Format (version 2, all integers big-endian)
 //!
 //! | offset | size | field       | notes                                                     |
 //! |-------:|-----:|-------------|-----------------------------------------------------------|
@@ -16,13 +16,14 @@
 //! |     13 |    8 | epoch       |                                                           |
 //! |     21 |    8 | incarnation |                                                           |
 //! |     29 |    8 | sequence    |                                                           |
-//! |     37 |  1+n | group       | u8 length n ≤ [`MAX_NAME`], then n bytes of UTF-8         |
+//! |     37 |    2 | hot heard   | ms since the sender heard `hot` itself; 0xFFFF = not given; at most 0xFFFE |
+//! |     39 |  1+n | group       | u8 length n ≤ [`MAX_NAME`], then n bytes of UTF-8         |
 //! |      … |  1+n | member      | same                                                      |
 //! |      … |  1+n | hot         | same ("" = no hot member known)                           |
 //! |      … |   32 | MAC         | only if the mac flag is set: HMAC-SHA256 over every byte before it |
 //!
-//! Nothing may follow the last field. The smallest datagram is 40 bytes (three empty names, no
-//! MAC), the largest 261 (three 63-byte names and a MAC), well under [`MAX_DATAGRAM`].
+//! Nothing may follow the last field. The smallest datagram is 42 bytes (three empty names, no
+//! MAC), the largest 263 (three 63-byte names and a MAC), well under [`MAX_DATAGRAM`].
 //!
 //! # Decoding order
 //!
@@ -40,8 +41,9 @@ use sha2::Sha256;
 use super::message::{Flags, Message, MessageType};
 use crate::{State, TemporalState};
 
-/// Version of the format written by [`encode`]; [`decode`] accepts only this one.
-pub const VERSION: u8 = 1;
+/// Version of the format written by [`encode`]; [`decode`] accepts only this one. Version 2
+/// added the "hot heard" field.
+pub const VERSION: u8 = 2;
 /// Longest group, member or hot name in bytes (UTF-8); longer names cannot be encoded.
 pub const MAX_NAME: usize = 63;
 /// Length of the HMAC-SHA256 trailer in bytes.
@@ -54,7 +56,9 @@ const MAGIC: &[u8; 3] = b"RDG";
 /// Bit of the mac-flag byte that says a MAC trailer follows; the other bits are reserved.
 const MAC_PRESENT: u8 = 0x01;
 /// Size of the fixed-size part before the names.
-const HEADER_LEN: usize = 37;
+const HEADER_LEN: usize = 39;
+/// "hot heard" value meaning "not given".
+const HOT_HEARD_NONE: u16 = u16::MAX;
 /// Smallest valid datagram: the header and three empty names.
 const MIN_LEN: usize = HEADER_LEN + 3;
 
@@ -220,6 +224,10 @@ pub fn encode(msg: &Message, key: Option<&[u8]>) -> Result<Vec<u8>, EncodeError>
     out.extend_from_slice(&msg.epoch.to_be_bytes());
     out.extend_from_slice(&msg.incarnation.to_be_bytes());
     out.extend_from_slice(&msg.sequence.to_be_bytes());
+    let hot_heard = msg.hot_heard_ago.map_or(HOT_HEARD_NONE, |d| {
+        u16::try_from(d.as_millis()).map_or(HOT_HEARD_NONE - 1, |ms| ms.min(HOT_HEARD_NONE - 1))
+    });
+    out.extend_from_slice(&hot_heard.to_be_bytes());
     for (_, name) in names {
         // Checked above: fits in a u8.
         out.push(name.len() as u8);
@@ -329,6 +337,7 @@ pub fn decode(
     let epoch = r.u64("epoch")?;
     let incarnation = r.u64("incarnation")?;
     let sequence = r.u64("sequence")?;
+    let hot_heard = r.u16("hot heard")?;
     let group = r.name("group")?;
     let member = r.name("member")?;
     let hot = r.name("hot")?;
@@ -387,12 +396,15 @@ pub fn decode(
         network,
         flags: Flags(flags),
         hot: utf8(hot, "hot")?,
+        hot_heard_ago: (hot_heard != HOT_HEARD_NONE)
+            .then(|| std::time::Duration::from_millis(u64::from(hot_heard))),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const KEY: &[u8] = b"test key";
 
@@ -410,6 +422,7 @@ mod tests {
             network: 1,
             flags: Flags::NET_CHECK_OK,
             hot: "ics-a".into(),
+            hot_heard_ago: Some(Duration::from_millis(42)),
         }
     }
 
@@ -442,8 +455,9 @@ mod tests {
         assert_eq!(&bytes[13..21], &7u64.to_be_bytes());
         assert_eq!(&bytes[21..29], &0xdead_beefu64.to_be_bytes());
         assert_eq!(&bytes[29..37], &42u64.to_be_bytes());
-        assert_eq!(bytes[37], 8);
-        assert_eq!(&bytes[38..46], b"infocast");
+        assert_eq!(&bytes[37..39], &42u16.to_be_bytes());
+        assert_eq!(bytes[39], 8);
+        assert_eq!(&bytes[40..48], b"infocast");
         assert_eq!(bytes.len(), HEADER_LEN + 3 + 8 + 5 + 5);
         let keyed = enc(&sample(), Some(KEY));
         assert_eq!(keyed[10], MAC_PRESENT);
@@ -463,7 +477,7 @@ mod tests {
         m.member = "m".repeat(MAX_NAME);
         m.hot = "h".repeat(MAX_NAME);
         let big = enc(&m, Some(KEY));
-        assert_eq!(big.len(), 261);
+        assert_eq!(big.len(), 263);
         assert!(big.len() <= MAX_DATAGRAM);
         assert_eq!(decode(&big, &m.group, Some(KEY)), Ok(m));
     }
@@ -473,6 +487,25 @@ mod tests {
         let m = sample();
         assert_eq!(decode(&enc(&m, None), "infocast", None), Ok(m.clone()));
         assert_eq!(decode(&enc(&m, Some(KEY)), "infocast", Some(KEY)), Ok(m));
+    }
+
+    #[test]
+    fn hot_heard_is_optional_whole_milliseconds_and_saturates() {
+        let heard = |ago: Option<Duration>| {
+            let mut m = sample();
+            m.hot_heard_ago = ago;
+            decode(&enc(&m, None), "infocast", None).map(|m| m.hot_heard_ago)
+        };
+        assert_eq!(heard(None), Ok(None));
+        assert_eq!(heard(Some(Duration::ZERO)), Ok(Some(Duration::ZERO)));
+        // Rounded down: the receiver never thinks the hot member was heard later than it was.
+        assert_eq!(
+            heard(Some(Duration::from_micros(41_999))),
+            Ok(Some(Duration::from_millis(41)))
+        );
+        let most = Some(Duration::from_millis(0xFFFE));
+        assert_eq!(heard(Some(Duration::from_secs(3600))), Ok(most));
+        assert_eq!(heard(Some(Duration::from_millis(0xFFFF))), Ok(most));
     }
 
     #[test]
@@ -512,7 +545,7 @@ mod tests {
         let dk = |b: &[u8]| decode(b, "infocast", Some(KEY));
 
         assert_eq!(d(&[]), Err(DecodeError::TooShort { len: 0 }));
-        assert_eq!(d(&good[..39]), Err(DecodeError::TooShort { len: 39 }));
+        assert_eq!(d(&good[..41]), Err(DecodeError::TooShort { len: 41 }));
         assert_eq!(
             d(&good[..good.len() - 1]),
             Err(DecodeError::Truncated { field: "hot" })
@@ -533,8 +566,8 @@ mod tests {
         assert_eq!(d(&b), Err(DecodeError::BadMagic));
 
         let mut b = good.clone();
-        b[3] = 2;
-        assert_eq!(d(&b), Err(DecodeError::UnsupportedVersion(2)));
+        b[3] = 1;
+        assert_eq!(d(&b), Err(DecodeError::UnsupportedVersion(1)));
 
         let mut b = good.clone();
         b[4] = 0;
@@ -561,7 +594,7 @@ mod tests {
         assert_eq!(d(&b), Err(DecodeError::ReservedBits(0x81)));
 
         let mut b = good.clone();
-        b[37] = 64;
+        b[39] = 64;
         assert_eq!(
             d(&b),
             Err(DecodeError::NameTooLong {

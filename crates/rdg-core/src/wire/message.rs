@@ -99,4 +99,9 @@ pub struct Message {
     pub flags: Flags,
     /// The hot member the sender knows ("" = none); for switchover messages, the target.
     pub hot: String,
+    /// Heartbeats only: how long ago the sender last heard `hot` itself (on any network), so
+    /// a member that lost the hot member's heartbeats to packet loss learns it is still alive
+    /// from the others. `None` when the sender is the hot member, knows none, or for other
+    /// message types. Sent in whole milliseconds, rounded down (never fresher than the truth).
+    pub hot_heard_ago: Option<std::time::Duration>,
 }

@@ -181,6 +181,7 @@ mod tests {
             network,
             flags: Flags::default(),
             hot: String::new(),
+            hot_heard_ago: None,
         }
     }
 

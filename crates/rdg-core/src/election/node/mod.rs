@@ -322,7 +322,20 @@ impl Node {
             ),
             _ => (self.hot().unwrap_or_default().to_string(), Flags::default()),
         };
+        let first = out.len();
         self.broadcast(MessageType::Heartbeat, &hot, flags, out);
+        // Vouch for the hot member we hear ourselves (never for hearsay: a dead member must
+        // not be kept alive by members repeating each other).
+        let heard_ago = self
+            .known_hot
+            .filter(|&h| h != self.p.me && self.p.names[h] == hot)
+            .and_then(|h| self.peers[h].heard_direct)
+            .map(|t| now.saturating_sub(t));
+        for o in &mut out[first..] {
+            if let Output::Send { message, .. } = o {
+                message.hot_heard_ago = heard_ago;
+            }
+        }
     }
 
     // ----- messages -------------------------------------------------------------------------
@@ -343,6 +356,7 @@ impl Node {
             network,
             flags: flags.with(Flags::NET_CHECK_OK, net_ok),
             hot: hot.to_string(),
+            hot_heard_ago: None,
         }
     }
 
@@ -412,6 +426,9 @@ impl Node {
         // A heartbeat older than one already heard on another network carries a stale state:
         // it counts for liveness only. Commands (leaving, switchover) are one-shot and are
         // acted on even when a later heartbeat overtook them.
+        if m.kind == MessageType::Heartbeat {
+            self.take_hearsay(now, i, &m);
+        }
         if !self.record(now, n, from, i, &m, out) && m.kind == MessageType::Heartbeat {
             out.push(ignored("stale"));
             return;
@@ -462,6 +479,24 @@ impl Node {
             }));
         }
         fresh
+    }
+
+    /// Notes that member `i` heard the hot member it names `m.hot_heard_ago` ago: evidence
+    /// that member is alive even when its own heartbeats to us were lost. The evidence is
+    /// never fresher than the truth (the age is rounded down and counted from our receive
+    /// time), so a standby still declares a dead member lost no earlier than its lease ends.
+    fn take_hearsay(&mut self, now: Duration, i: usize, m: &Message) {
+        let (Some(ago), Some(h)) = (m.hot_heard_ago, self.p.index_of(&m.hot)) else {
+            return;
+        };
+        if h == self.p.me || h == i {
+            return;
+        }
+        let at = now.saturating_sub(ago);
+        let peer = &mut self.peers[h];
+        if peer.hearsay.is_none_or(|t| t < at) {
+            peer.hearsay = Some(at);
+        }
     }
 
     fn on_leaving(&mut self, now: Duration, i: usize, m: &Message) {
