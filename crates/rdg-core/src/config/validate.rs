@@ -798,7 +798,9 @@ fn check_bootcast(r: &mut Report, at: &str, kind: ObjectKind, b: &Bootcast) {
     if !ip.is_multicast() {
         r.add(
             format!("{at}.kernelAddress"),
-            format!("{ip} is not a multicast address; boxes fetch the kernel from a carousel group"),
+            format!(
+                "{ip} is not a multicast address; boxes fetch the kernel from a carousel group"
+            ),
         );
     } else if b.kernel_address.port() == 0 {
         r.add(format!("{at}.kernelAddress"), "port must not be 0");
@@ -1300,7 +1302,9 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         assert!(problem_at(&cfg, &format!("{o}[1].source")).contains("or bootcast"));
         assert!(problem_at(&cfg, &format!("{o}[2].bootcast")).contains("bootcastinfo"));
         assert!(problem_at(&cfg, &format!("{o}[2].bootcast.kernelAddress")).contains("multicast"));
-        assert!(problem_at(&cfg, &format!("{o}[2].bootcast.extra.kernelName")).contains("generated"));
+        assert!(
+            problem_at(&cfg, &format!("{o}[2].bootcast.extra.kernelName")).contains("generated")
+        );
         assert!(problem_at(&cfg, &format!("{o}[3].bootcast.kernelAddress")).contains("port"));
         assert!(problem_at(&cfg, &format!("{o}[4].repeatDelay")).contains("greater than 0"));
         assert!(problem_at(&cfg, &format!("{o}[5].repeatDelay")).contains("at most 1h"));
