@@ -268,6 +268,7 @@ fn gate_follows_the_role_file_and_the_lease() {
     write_role(&role, State::SBS, 0);
     let last = wait_until_silent(&r, Duration::from_millis(300)).unwrap();
     let overrun = last.saturating_duration_since(sbs_at);
+    eprintln!("gate: started {start_delay:?} after hot, last datagram {overrun:?} after standby");
     assert!(
         overrun <= chunk + slack,
         "kept sending {overrun:?} after the file turned standby"
