@@ -31,6 +31,10 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Ask the group over the network which member is hot.
     Status(cmd::status::Args),
+    /// Send the configuration's carousel channels (only while hot, with a role file).
+    Transmit(cmd::transmit::Args),
+    /// Listen to a carousel channel like a set-top box and report what arrived.
+    Receive(cmd::receive::Args),
     /// Show a group of three members electing, failing over and recovering (no root needed).
     Demo(cmd::demo::Args),
 }
@@ -44,5 +48,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(&args),
         Command::Agent(args) => cmd::agent::run(&args),
         Command::Status(args) => cmd::status::run(&args),
+        Command::Transmit(args) => cmd::transmit::run(&args),
+        Command::Receive(args) => cmd::receive::run(&args),
     }
 }

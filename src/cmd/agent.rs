@@ -1,9 +1,11 @@
 //! `rdg agent --config FILE --member NAME`: run one member until SIGTERM/SIGINT, then hand over
 //! gracefully (see `rdg_agent::agent`). Exit 0 after a graceful stop, 2 for a configuration
 //! problem, 1 when the host cannot run the member (address not local, no capability, port
-//! taken).
+//! taken). With a `transmitter` section the agent also runs the carousel (unless
+//! `--no-transmit`), on its own thread, gated by the role file it writes.
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
+use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,14 @@ pub struct Args {
     /// Serve /status, /healthz and /metrics here instead of the configuration's `status.listen`.
     #[arg(long)]
     status_listen: Option<SocketAddr>,
+    /// Do not run the configuration's `transmitter` channels in the agent (e.g. when a
+    /// separate `rdg transmit` or `rdg gate` runs the carousel).
+    #[arg(long)]
+    no_transmit: bool,
+    /// Local address the carousel is sent from (for IPv4 multicast also the outgoing
+    /// interface); default: the routing table's choice.
+    #[arg(long)]
+    transmit_interface: Option<std::net::IpAddr>,
 }
 
 /// Runs the agent on a single-threaded runtime.
@@ -50,6 +60,24 @@ pub fn run(args: &Args) -> ExitCode {
         member,
         config: cfg,
     };
+    // The carousel runs on its own thread and runtime, gated by the role file this agent
+    // writes, so its traffic never delays heartbeats.
+    let carousel = match (&opts.config.transmitter, args.no_transmit) {
+        (Some(tx), false) => {
+            let tx_opts = TransmitOptions {
+                gate: GateMode::RoleFile {
+                    path: opts.role_file.clone(),
+                    member: Some(opts.member.clone()),
+                },
+                interface: args.transmit_interface,
+            };
+            match TransmitterThread::spawn(tx.clone(), tx_opts) {
+                Ok(t) => Some(t),
+                Err(e) => return super::transmit::exit_for(&e),
+            }
+        }
+        _ => None,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -60,7 +88,11 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run_agent(opts, stop_signal())) {
+    let result = rt.block_on(run_agent(opts, super::stop_signal()));
+    if let Some(t) = carousel {
+        t.stop();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ AgentError::Params(_)) => {
             eprintln!("rdg agent: {e}");
@@ -69,26 +101,6 @@ pub fn run(args: &Args) -> ExitCode {
         Err(e) => {
             eprintln!("rdg agent: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Completes on the first SIGTERM or SIGINT.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            tracing::error!("cannot handle SIGTERM/SIGINT; stop the agent with SIGKILL");
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -5,8 +5,10 @@ pub mod check_config;
 pub mod demo;
 pub mod demo_real;
 pub mod gate;
+pub mod receive;
 pub mod simulate;
 pub mod status;
+pub mod transmit;
 
 use rdg_core::config::{GroupConfig, LoadError};
 use std::path::Path;
@@ -25,6 +27,26 @@ pub fn load_config(path: &Path) -> Option<GroupConfig> {
         Err(e) => {
             eprintln!("{e}");
             None
+        }
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot handle SIGTERM/SIGINT; stop with SIGKILL");
+            std::future::pending::<()>().await;
         }
     }
 }

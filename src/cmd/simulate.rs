@@ -36,6 +36,8 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("--seconds must be between 10 and 3600");
         return ExitCode::from(2);
     }
+    // `SimOptions` has a further field with rdg-core's `fault-injection` feature (tests only).
+    #[allow(clippy::needless_update)]
     let opts = SimOptions {
         scenario: ScenarioOptions {
             members: args.members as usize,

@@ -338,6 +338,34 @@ const MISTAKES: &[Mistake] = &[
         "transmitter.channels[0].objects[0].source",
         "must not be empty",
     ),
+    (
+        "generated bootcast with a unicast kernel address",
+        "kernelAddress: 224.2.2.3:22223",
+        "kernelAddress: 10.2.2.3:22223",
+        "transmitter.channels[0].objects[1].bootcast.kernelAddress",
+        "not a multicast address",
+    ),
+    (
+        "object with both a source and bootcast",
+        "          bootcast:\n",
+        "          source: /tmp/x\n          bootcast:\n",
+        "transmitter.channels[0].objects[1]",
+        "not both",
+    ),
+    (
+        "repeat delay of zero",
+        "repeatDelay: 2s",
+        "repeatDelay: 0s",
+        "transmitter.channels[0].objects[1].repeatDelay",
+        "greater than 0",
+    ),
+    (
+        "pause after a cycle too long",
+        "burstDelay: 0s",
+        "burstDelay: 5m",
+        "transmitter.channels[0].burstDelay",
+        "at most 1m",
+    ),
 ];
 
 #[test]

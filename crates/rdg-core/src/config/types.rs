@@ -340,6 +340,10 @@ pub struct Channel {
     /// Objects sent in turn.
     #[serde(default)]
     pub objects: Vec<CarouselObject>,
+    /// Pause after each burst, a burst being one pass over the channel's objects (one carousel
+    /// cycle). Leave out (or `0s`) to start the next cycle at once. An rdg extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_delay: Option<Dur>,
 }
 
 fn default_payload_size() -> u32 {
@@ -355,8 +359,42 @@ pub struct CarouselObject {
     /// Kind of object.
     #[serde(rename = "type", default)]
     pub kind: ObjectKind,
-    /// File whose bytes are the object.
-    pub source: String,
+    /// File whose bytes are the object; re-read when it changes. Exactly one of `source` and
+    /// `bootcast` is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For `type: bootcastinfo` only: generate the boot descriptor from these fields instead
+    /// of reading `source`. An rdg extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootcast: Option<Bootcast>,
+    /// CRC precoding: announce the CRC32 of the whole object so receivers verify it after
+    /// reassembly (every chunk is CRC-checked regardless). An rdg extension.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crc: bool,
+    /// Send this object at most once per this delay; the channel's other objects keep cycling
+    /// in between. Leave out to send it in every cycle. An rdg extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_delay: Option<Dur>,
+}
+
+/// The fields of a generated set-top box boot descriptor (`type: bootcastinfo` objects without
+/// a `source`). The descriptor is `key=value` lines: `name`, then these fields in this order,
+/// then `extra` sorted by key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bootcast {
+    /// Multicast group and port the kernel image is sent on, e.g. `224.2.2.3:22223`.
+    pub kernel_address: SocketAddr,
+    /// Name of the kernel object on that channel.
+    pub kernel_name: String,
+    /// Version of the kernel; boxes compare it with the one they run to decide to upgrade.
+    pub kernel_version: String,
+    /// Kernel command line handed to the box's boot loader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_args: Option<String>,
+    /// Further `key=value` lines, for fields a box model needs that rdg does not know.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 /// Kind of a carousel object.

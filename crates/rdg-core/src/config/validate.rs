@@ -2,7 +2,7 @@
 //! is reported (never only the first), each with the field path of the value to fix, so one
 //! `rdg check-config` run lists everything an operator has to change.
 
-use super::types::{GroupConfig, Member};
+use super::types::{Bootcast, CarouselObject, GroupConfig, Member, ObjectKind};
 use super::units::{parse_bit_rate, parse_cidr};
 use crate::Dur;
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +17,12 @@ const MAX_NAME: usize = 63;
 /// Smallest and largest carousel payload per datagram. 65 000 stays below the 65 507 bytes a
 /// UDP/IPv4 datagram can carry, leaving room for the carousel header; under 16 is all header.
 const PAYLOAD_RANGE: std::ops::RangeInclusive<u32> = 16..=65_000;
+
+/// Longest pause after a carousel cycle: a box that joins during it waits that long.
+const MAX_BURST_DELAY: Duration = Duration::from_secs(60);
+
+/// Longest delay between repetitions of one object.
+const MAX_REPEAT_DELAY: Duration = Duration::from_secs(3600);
 
 /// One thing wrong with a configuration: the field path to fix and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -681,6 +687,18 @@ impl GroupConfig {
                     ),
                 );
             }
+            if let Some(d) = ch.burst_delay {
+                if d.get() > MAX_BURST_DELAY {
+                    r.add(
+                        format!("{at}.burstDelay"),
+                        format!(
+                            "{d} is too long: use at most {} (a box that joins waits for the \
+                             next cycle)",
+                            Dur(MAX_BURST_DELAY)
+                        ),
+                    );
+                }
+            }
             if ch.objects.is_empty() {
                 r.add(
                     format!("{at}.objects"),
@@ -712,13 +730,123 @@ impl GroupConfig {
                 } else {
                     names.insert(&obj.name, j);
                 }
-                if obj.source.trim().is_empty() {
-                    r.add(
-                        format!("{at}.objects[{j}].source"),
-                        "must not be empty: name the file whose bytes are the object",
-                    );
-                }
+                check_object(r, &format!("{at}.objects[{j}]"), obj);
             }
+        }
+    }
+}
+
+/// Keys of a generated boot descriptor that `bootcast.extra` must not repeat.
+const BOOTCAST_KEYS: [&str; 5] = [
+    "name",
+    "kernelAddress",
+    "kernelName",
+    "kernelVersion",
+    "kernelArgs",
+];
+
+/// Checks one carousel object at `at` (`transmitter.channels[i].objects[j]`), apart from its
+/// name (unique per channel, checked by the caller).
+fn check_object(r: &mut Report, at: &str, obj: &CarouselObject) {
+    match (&obj.source, &obj.bootcast) {
+        (Some(_), Some(_)) => r.add(
+            at,
+            "give either source or bootcast, not both (bootcast generates the object's bytes)",
+        ),
+        (None, None) => r.add(
+            format!("{at}.source"),
+            "is required (or bootcast for a generated bootcastinfo object): name the file \
+             whose bytes are the object",
+        ),
+        (Some(src), None) if src.trim().is_empty() => r.add(
+            format!("{at}.source"),
+            "must not be empty: name the file whose bytes are the object",
+        ),
+        _ => {}
+    }
+    if let Some(b) = &obj.bootcast {
+        check_bootcast(r, &format!("{at}.bootcast"), obj.kind, b);
+    }
+    if let Some(d) = obj.repeat_delay {
+        if is_zero(d) {
+            r.add(
+                format!("{at}.repeatDelay"),
+                "must be greater than 0 (leave repeatDelay out to send the object in every cycle)",
+            );
+        } else if d.get() > MAX_REPEAT_DELAY {
+            r.add(
+                format!("{at}.repeatDelay"),
+                format!(
+                    "{d} is too long: use at most {} (a box that joins may wait that long for \
+                     the object)",
+                    Dur(MAX_REPEAT_DELAY)
+                ),
+            );
+        }
+    }
+}
+
+/// Checks the generated boot descriptor's fields at `at` (`...objects[j].bootcast`).
+fn check_bootcast(r: &mut Report, at: &str, kind: ObjectKind, b: &Bootcast) {
+    if kind != ObjectKind::Bootcastinfo {
+        r.add(
+            at,
+            "is only for objects of type bootcastinfo (a generic object is read from source)",
+        );
+    }
+    let ip = b.kernel_address.ip();
+    if !ip.is_multicast() {
+        r.add(
+            format!("{at}.kernelAddress"),
+            format!(
+                "{ip} is not a multicast address; boxes fetch the kernel from a carousel group"
+            ),
+        );
+    } else if b.kernel_address.port() == 0 {
+        r.add(format!("{at}.kernelAddress"), "port must not be 0");
+    }
+    for (field, value) in [
+        ("kernelName", b.kernel_name.as_str()),
+        ("kernelVersion", b.kernel_version.as_str()),
+    ] {
+        if value.trim().is_empty() {
+            r.add(format!("{at}.{field}"), "must not be empty");
+        } else if value.chars().any(char::is_control) {
+            r.add(
+                format!("{at}.{field}"),
+                format!("{value:?} contains control characters (the descriptor is one key=value per line)"),
+            );
+        }
+    }
+    if let Some(args) = &b.kernel_args {
+        if args.chars().any(char::is_control) {
+            r.add(
+                format!("{at}.kernelArgs"),
+                "contains control characters (the descriptor is one key=value per line)",
+            );
+        }
+    }
+    for (key, value) in &b.extra {
+        let path = format!("{at}.extra.{key}");
+        let key_ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !key_ok {
+            r.add(
+                path,
+                "keys use letters, digits, '_', '-' and '.' only (they become key=value lines)",
+            );
+        } else if BOOTCAST_KEYS.contains(&key.as_str()) {
+            r.add(
+                path,
+                format!("{key:?} is generated from the named field; set that field instead"),
+            );
+        } else if value.chars().any(char::is_control) {
+            r.add(
+                path,
+                "contains control characters (the descriptor is one key=value per line)",
+            );
         }
     }
 }
@@ -1073,9 +1201,113 @@ vips: [{address: 10.0.0.100/24, network: primary}]
             objects: vec![CarouselObject {
                 name: "bootcast_1900".into(),
                 kind: ObjectKind::Bootcastinfo,
-                source: "/var/lib/infocast/bootcast_1900".into(),
+                source: Some("/var/lib/infocast/bootcast_1900".into()),
+                bootcast: None,
+                crc: false,
+                repeat_delay: None,
             }],
+            burst_delay: None,
         }
+    }
+
+    fn bootcast() -> Bootcast {
+        Bootcast {
+            kernel_address: "224.2.2.3:22223".parse().unwrap(),
+            kernel_name: "vmlinuz".into(),
+            kernel_version: "2.6.28-7".into(),
+            kernel_args: Some("console=ttyS0".into()),
+            extra: BTreeMap::from([("model".into(), "stb-1900".into())]),
+        }
+    }
+
+    #[test]
+    fn carousel_extensions_are_valid_when_sensible() {
+        let mut cfg = group();
+        let mut ch = channel();
+        ch.burst_delay = Some(Dur::from_millis(500));
+        ch.objects[0].source = None;
+        ch.objects[0].bootcast = Some(bootcast());
+        ch.objects[0].crc = true;
+        ch.objects[0].repeat_delay = Some(Dur::from_millis(2000));
+        cfg.transmitter = Some(Transmitter { channels: vec![ch] });
+        assert_eq!(paths(&cfg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn carousel_extensions_report_their_paths() {
+        let mut cfg = group();
+        let mut ch = channel();
+        ch.burst_delay = Some(Dur::from_millis(61_000));
+        let obj = ch.objects[0].clone();
+        // Both source and bootcast.
+        let mut both = obj.clone();
+        both.name = "both".into();
+        both.bootcast = Some(bootcast());
+        // Neither.
+        let mut neither = obj.clone();
+        neither.name = "neither".into();
+        neither.source = None;
+        // A bootcast on a generic object, with every field wrong.
+        let mut generic = obj.clone();
+        generic.name = "generic".into();
+        generic.kind = ObjectKind::Generic;
+        generic.source = None;
+        generic.bootcast = Some(Bootcast {
+            kernel_address: "10.0.0.1:22223".parse().unwrap(),
+            kernel_name: " ".into(),
+            kernel_version: "1\n2".into(),
+            kernel_args: Some("a\nb".into()),
+            extra: BTreeMap::from([
+                ("kernelName".into(), "x".into()),
+                ("bad key".into(), "x".into()),
+                ("ok".into(), "line\nbreak".into()),
+            ]),
+        });
+        let mut zero_port = obj.clone();
+        zero_port.name = "zero-port".into();
+        zero_port.source = None;
+        let mut b = bootcast();
+        b.kernel_address.set_port(0);
+        zero_port.bootcast = Some(b);
+        let mut repeat_zero = obj.clone();
+        repeat_zero.name = "repeat-zero".into();
+        repeat_zero.repeat_delay = Some(Dur::from_millis(0));
+        let mut repeat_long = obj;
+        repeat_long.name = "repeat-long".into();
+        repeat_long.repeat_delay = Some(Dur::from_millis(3_600_001));
+        ch.objects = vec![both, neither, generic, zero_port, repeat_zero, repeat_long];
+        cfg.transmitter = Some(Transmitter { channels: vec![ch] });
+        let o = "transmitter.channels[0].objects";
+        assert_eq!(
+            paths(&cfg),
+            [
+                "transmitter.channels[0].burstDelay".to_string(),
+                format!("{o}[0]"),
+                format!("{o}[1].source"),
+                format!("{o}[2].bootcast"),
+                format!("{o}[2].bootcast.kernelAddress"),
+                format!("{o}[2].bootcast.kernelName"),
+                format!("{o}[2].bootcast.kernelVersion"),
+                format!("{o}[2].bootcast.kernelArgs"),
+                format!("{o}[2].bootcast.extra.bad key"),
+                format!("{o}[2].bootcast.extra.kernelName"),
+                format!("{o}[2].bootcast.extra.ok"),
+                format!("{o}[3].bootcast.kernelAddress"),
+                format!("{o}[4].repeatDelay"),
+                format!("{o}[5].repeatDelay"),
+            ]
+        );
+        assert!(problem_at(&cfg, "transmitter.channels[0].burstDelay").contains("at most 1m"));
+        assert!(problem_at(&cfg, &format!("{o}[0]")).contains("not both"));
+        assert!(problem_at(&cfg, &format!("{o}[1].source")).contains("or bootcast"));
+        assert!(problem_at(&cfg, &format!("{o}[2].bootcast")).contains("bootcastinfo"));
+        assert!(problem_at(&cfg, &format!("{o}[2].bootcast.kernelAddress")).contains("multicast"));
+        assert!(
+            problem_at(&cfg, &format!("{o}[2].bootcast.extra.kernelName")).contains("generated")
+        );
+        assert!(problem_at(&cfg, &format!("{o}[3].bootcast.kernelAddress")).contains("port"));
+        assert!(problem_at(&cfg, &format!("{o}[4].repeatDelay")).contains("greater than 0"));
+        assert!(problem_at(&cfg, &format!("{o}[5].repeatDelay")).contains("at most 1h"));
     }
 
     #[test]
@@ -1095,7 +1327,10 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         dup.objects.push(CarouselObject {
             name: String::new(),
             kind: ObjectKind::Generic,
-            source: String::new(),
+            source: Some(String::new()),
+            bootcast: None,
+            crc: false,
+            repeat_delay: None,
         });
         let mut empty = channel();
         empty.objects.clear();

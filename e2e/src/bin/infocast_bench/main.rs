@@ -1,0 +1,80 @@
+//! The carousel benchmark: one transmitter and one receiver in this process, on loopback.
+//!
+//! ```text
+//! cargo run --release -p rdg-e2e --bin infocast_bench -- [--seconds S]
+//! ```
+//!
+//! Prints one JSON document on stdout (progress goes to stderr):
+//!
+//! * `throughput`: one channel with 1400-byte payloads and no rate limit worth the name
+//!   (100 Gbit/s configured): Mbit/s sent and received, receiver loss, and the CPU % of the
+//!   transmitter's thread (see [`throughput`]);
+//! * `accuracy`: the channel paced at 2, 20 and 200 Mbit/s, each measured by the receiver over
+//!   `--seconds` (default 5) after a warm-up: target, measured, error % (see [`accuracy`]);
+//! * `errors`: whatever went wrong; the exit status is 1 when there are any.
+//!
+//! Each part is one entry of [`SECTIONS`]; parts that need root (e.g. the gap a receiver sees
+//! across failovers in network namespaces) are added there as further entries.
+
+mod accuracy;
+mod procfs;
+mod setup;
+mod throughput;
+
+use serde_json::{Map, Value};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What every section may use.
+pub struct Settings {
+    /// Measurement window of each run.
+    pub window: Duration,
+    /// Traffic before a window opens (sockets, caches and timers settle).
+    pub warmup: Duration,
+}
+
+/// One part of the benchmark: its key in the JSON document and the function measuring it.
+type Section = (&'static str, fn(&Settings) -> Result<Value, String>);
+
+/// The parts, run in order.
+const SECTIONS: &[Section] = &[("throughput", throughput::run), ("accuracy", accuracy::run)];
+
+fn main() -> ExitCode {
+    let mut window = Duration::from_secs(5);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next().and_then(|v| v.parse::<f64>().ok())) {
+            ("--seconds", Some(s)) if s > 0.0 => window = Duration::from_secs_f64(s),
+            _ => {
+                eprintln!("usage: infocast_bench [--seconds S]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let settings = Settings {
+        window,
+        warmup: Duration::from_millis(500),
+    };
+    let mut doc = Map::new();
+    let mut errors = Vec::new();
+    for (name, run) in SECTIONS {
+        eprintln!("infocast_bench: {name} ...");
+        match run(&settings) {
+            Ok(v) => {
+                doc.insert((*name).to_string(), v);
+            }
+            Err(e) => errors.push(Value::String(format!("{name}: {e}"))),
+        }
+    }
+    let failed = !errors.is_empty();
+    doc.insert("errors".into(), Value::Array(errors));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Value::Object(doc)).expect("JSON values serialize")
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
