@@ -1,5 +1,6 @@
 //! Processes in the lab: the members' agents and helpers (such as `rdg gate`), and signals.
 
+use crate::config::Net;
 use crate::lab::{Lab, Process};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -24,12 +25,19 @@ impl Lab {
         }
         let mut log = append(&slot.log);
         let _ = writeln!(log, "=== rdg-e2e: starting the agent of {member} ===");
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &slot.netns])
             .arg(&self.rdg)
             .args(["agent", "--config"])
             .arg(&slot.config)
-            .args(["--member", member])
+            .args(["--member", member]);
+        if self.config.carousel.is_some() {
+            // The carousel leaves by the primary network, where the client listens.
+            let address = self.address(member, Net::Primary).to_string();
+            command.args(["--transmit-interface", &address]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicate the log file"))
             .stderr(log)

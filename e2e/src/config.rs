@@ -121,6 +121,51 @@ pub struct GroupConfig {
     pub notify: Option<Vec<String>>,
     /// Virtual IPs (`address/prefix`) on the primary network.
     pub vips: Vec<String>,
+    /// The Infocast carousel every agent runs in-process (sent only while hot).
+    pub carousel: Option<Carousel>,
+}
+
+/// One carousel channel sent from the members' primary address (`transmitter:` in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carousel {
+    /// Multicast group.
+    pub group: Ipv4Addr,
+    /// UDP port.
+    pub port: u16,
+    /// `bitRate`, e.g. `2Mbit`.
+    pub bit_rate: String,
+    /// `payloadSize`.
+    pub payload_size: u32,
+    /// Objects as (name, size in bytes); the lab writes deterministic files of that size.
+    pub objects: Vec<(String, usize)>,
+}
+
+impl Carousel {
+    /// 224.2.2.2:22222 at 2 Mbit/s, 1024-byte payloads, a 100 kB boot image and a 2 kB
+    /// configuration: about 250 datagrams a second, so a silence of 20 ms is visible.
+    pub fn infocast() -> Carousel {
+        Carousel {
+            group: Ipv4Addr::new(224, 2, 2, 2),
+            port: 22222,
+            bit_rate: "2Mbit".into(),
+            payload_size: 1024,
+            objects: vec![
+                ("bootcast_1900".into(), 100_000),
+                ("stb_config".into(), 2_000),
+            ],
+        }
+    }
+
+    /// `group:port`, as `rdg receive --channel` takes it.
+    pub fn channel(&self) -> String {
+        format!("{}:{}", self.group, self.port)
+    }
+
+    /// The bytes of object `index` (the same on every member).
+    pub fn object_bytes(&self, index: usize) -> Vec<u8> {
+        let (_, size) = &self.objects[index];
+        (0..*size).map(|i| (i * 31 + index * 7) as u8).collect()
+    }
 }
 
 impl GroupConfig {
@@ -153,6 +198,7 @@ impl GroupConfig {
             auth_key: None,
             notify: None,
             vips: Vec::new(),
+            carousel: None,
         }
     }
 
@@ -167,7 +213,13 @@ impl GroupConfig {
     /// The YAML file of `member`'s agent: the group configuration with its own `role_file`
     /// (everything else is identical on every member). `key_file` is where the lab wrote
     /// [`GroupConfig::auth_key`].
-    pub(crate) fn render(&self, role_file: &Path, key_file: Option<&Path>) -> String {
+    /// `objects_dir` holds the carousel's object files (see [`Carousel::object_bytes`]).
+    pub(crate) fn render(
+        &self,
+        role_file: &Path,
+        key_file: Option<&Path>,
+        objects_dir: &Path,
+    ) -> String {
         let mut y = String::new();
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let _ = writeln!(y, "name: {}", self.name);
@@ -233,6 +285,25 @@ impl GroupConfig {
                 .map(|c| serde_json::to_string(c).expect("strings serialise"))
                 .collect();
             let _ = writeln!(y, "notify: {{command: [{}]}}", quoted.join(", "));
+        }
+        if let Some(c) = &self.carousel {
+            let _ = writeln!(y, "transmitter:\n  channels:");
+            let _ = writeln!(
+                y,
+                "    - {{address: {}, port: {}, ttl: 5, bitRate: {}, payloadSize: {}, objects: [{}]}}",
+                c.group,
+                c.port,
+                c.bit_rate,
+                c.payload_size,
+                c.objects
+                    .iter()
+                    .map(|(name, _)| format!(
+                        "{{name: {name}, type: generic, source: {}}}",
+                        objects_dir.join(name).display()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         y
     }

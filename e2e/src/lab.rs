@@ -192,8 +192,16 @@ impl Lab {
             std::fs::write(&path, key).expect("write the key file");
             path
         });
+        if let Some(c) = &self.config.carousel {
+            for (i, (name, _)) in c.objects.iter().enumerate() {
+                std::fs::write(self.dir.join(name), c.object_bytes(i))
+                    .expect("write a carousel object");
+            }
+        }
         for m in &self.members {
-            let yaml = self.config.render(&m.role_file, key_file.as_deref());
+            let yaml = self
+                .config
+                .render(&m.role_file, key_file.as_deref(), &self.dir);
             std::fs::write(&m.config, yaml).expect("write a member configuration");
         }
         if let Some(first) = self.members.first() {

@@ -32,15 +32,17 @@ pub mod metrics;
 mod names;
 pub mod netns;
 mod observe;
+mod receiver;
 mod role;
 mod root;
 mod shell;
 mod watch;
 
 pub use binary::rdg_binary;
-pub use config::{GroupConfig, MemberConfig, Net};
+pub use config::{Carousel, GroupConfig, MemberConfig, Net};
 pub use lab::Lab;
 pub use observe::{POLL, status_member, status_member_network};
+pub use receiver::Receiver;
 pub use role::{RoleRecord, monotonic_ms};
 pub use root::{is_root, require_root};
 pub use shell::shell_output;

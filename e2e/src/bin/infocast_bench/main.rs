@@ -11,14 +11,20 @@
 //!   transmitter's thread (see [`throughput`]);
 //! * `accuracy`: the channel paced at 2, 20 and 200 Mbit/s, each measured by the receiver over
 //!   `--seconds` (default 5) after a warm-up: target, measured, error % (see [`accuracy`]);
+//! * `failover` (root): the gap a receiver in a client namespace sees across 20 host deaths
+//!   of the hot member, p50/p99/max (see [`failover`]);
 //! * `errors`: whatever went wrong; the exit status is 1 when there are any.
 //!
 //! Each part is one entry of [`SECTIONS`]; parts that need root (e.g. the gap a receiver sees
 //! across failovers in network namespaces) are added there as further entries.
 
 mod accuracy;
+mod failover;
 mod procfs;
 mod setup;
+#[path = "../failover_bench/stats.rs"]
+#[allow(dead_code)] // shared with failover_bench, which uses all of it
+mod stats;
 mod throughput;
 
 use serde_json::{Map, Value};
@@ -37,7 +43,11 @@ pub struct Settings {
 type Section = (&'static str, fn(&Settings) -> Result<Value, String>);
 
 /// The parts, run in order.
-const SECTIONS: &[Section] = &[("throughput", throughput::run), ("accuracy", accuracy::run)];
+const SECTIONS: &[Section] = &[
+    ("throughput", throughput::run),
+    ("accuracy", accuracy::run),
+    ("failover", failover::run),
+];
 
 fn main() -> ExitCode {
     let mut window = Duration::from_secs(5);
