@@ -51,13 +51,15 @@ impl Lab {
         self.nft_delete(member, ISOLATE);
     }
 
-    /// Drops `percent` % of everything `member` receives, at random (`numgen random`).
+    /// Drops `percent` % of everything `member` receives from the networks, at random
+    /// (`numgen random`). Loopback is spared: it carries the test's own `/status` and
+    /// `/metrics` requests, whose dropped SYNs would time out the harness, not the agent.
     pub fn random_loss(&self, member: &str, percent: u8) {
         assert!(percent <= 100, "a loss of {percent} %");
         self.nft_table(
             member,
             LOSS,
-            &format!("numgen random mod 100 < {percent} drop"),
+            &format!("iif != \"lo\" numgen random mod 100 < {percent} drop"),
             "",
         );
     }
