@@ -89,6 +89,7 @@ impl JsonSchema for Dur {
         json_schema!({
             "type": "string",
             "description": "A duration such as \"100ms\", \"2s\" or \"1m 30s\".",
+            "maxLength": 64,
             "pattern": "^\\s*[0-9]+\\s*[a-zA-Zµ]+(\\s*[0-9]+\\s*[a-zA-Zµ]+)*\\s*$"
         })
     }

@@ -123,6 +123,7 @@ impl Default for Heartbeat {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Network {
     /// Name members use in `addresses` and VIPs use in `network`.
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// Multicast group; leave out to send unicast to the other members' addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,8 +242,10 @@ impl Default for NetCheck {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Vip {
     /// Address with prefix length, e.g. `10.0.0.100/24` or `2001:db8::100/64`.
+    #[schemars(length(min = 1, max = 64))]
     pub address: String,
     /// Name of the network (from `networks`) whose interface gets the address.
+    #[schemars(length(min = 1, max = 63))]
     pub network: String,
 }
 

@@ -1,0 +1,16 @@
+//! The Kubernetes side of rdg: the `RedundantGroup` custom resource, the controller that runs
+//! one host-network pod per member and aggregates the members' reports into the status, and
+//! the reporter an agent runs in Kubernetes mode. The data plane never depends on any of it:
+//! with the API server down, failover works exactly as on bare metal.
+
+pub mod resource;
+pub mod status;
+
+pub use resource::{RedundantGroup, RedundantGroupSpec};
+pub use status::RedundantGroupStatus;
+
+/// The CRD as YAML, as `rdg crd` prints it and `crds/` holds it.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_yaml_ng::to_string(&RedundantGroup::crd()).expect("a CRD always serializes")
+}
