@@ -3,6 +3,9 @@
 //! the HMAC key as a Secret, objects from ConfigMaps, a Service for the hot member and an
 //! operator's switchover request. `rdg crd` prints the CRD generated from these types.
 
+// Several `printcolumn(type_ = "string", ...)` entries look like duplicated attributes to clippy.
+#![allow(clippy::duplicated_attributes)]
+
 use crate::status::RedundantGroupStatus;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, ServicePort, Toleration};
 use kube::{CustomResource, KubeSchema};
