@@ -3,7 +3,13 @@
 //! the reporter an agent runs in Kubernetes mode. The data plane never depends on any of it:
 //! with the API server down, failover works exactly as on bare metal.
 
+pub mod aggregate;
+pub mod children;
+pub mod controller;
+pub mod metrics;
+pub mod render;
 pub mod resource;
+pub mod rollout;
 pub mod status;
 
 pub use resource::{RedundantGroup, RedundantGroupSpec};

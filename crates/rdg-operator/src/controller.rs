@@ -1,0 +1,491 @@
+//! The controller: for each `RedundantGroup`, renders the configuration into a ConfigMap,
+//! keeps one pod per member (creating missing ones, rolling out-of-date ones standbys first
+//! with one planned hand-over), applies the Service, carries out switchover requests through
+//! the status, and aggregates the members' reports into `hot`, `phase` and the conditions.
+
+use crate::aggregate::{Aggregate, aggregate, pod_running};
+use crate::children::{
+    self, GROUP_LABEL, HASH_ANNOTATION, MANAGER, MEMBER_LABEL, PodDefaults, config_map, pods_hash,
+};
+use crate::metrics::ControllerMetrics;
+use crate::render::render;
+use crate::resource::RedundantGroup;
+use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
+use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Annotation an operator may set on a group to ask for a planned hand-over to a member; the
+/// controller takes it up and removes it.
+pub const SWITCHOVER_ANNOTATION: &str = "rdg.infocast.io/switchover-to";
+
+/// Why a reconcile failed (it is retried with back-off).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the API server failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The group has no namespace (the CRD is namespaced; this is a bug elsewhere).
+    #[error("RedundantGroup {0} has no namespace")]
+    NoNamespace(String),
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Events about groups.
+    pub recorder: Recorder,
+    /// Image and ServiceAccount of member pods.
+    pub defaults: PodDefaults,
+    /// Reconcile counters and timings.
+    pub metrics: ControllerMetrics,
+    /// Consecutive failures per group, for the back-off.
+    failures: Mutex<HashMap<String, u32>>,
+    /// The clock (tests pin it).
+    now: Box<dyn Fn() -> Time + Send + Sync>,
+}
+
+impl Context {
+    /// A context with the wall clock.
+    pub fn new(client: Client, defaults: PodDefaults, reporter: Reporter) -> Context {
+        Context::with_clock(
+            client,
+            defaults,
+            reporter,
+            Box::new(|| Time(k8s_openapi::jiff::Timestamp::now())),
+        )
+    }
+
+    /// A context with a given clock.
+    pub fn with_clock(
+        client: Client,
+        defaults: PodDefaults,
+        reporter: Reporter,
+        now: Box<dyn Fn() -> Time + Send + Sync>,
+    ) -> Context {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            defaults,
+            metrics: ControllerMetrics::default(),
+            failures: Mutex::new(HashMap::new()),
+            now,
+        }
+    }
+}
+
+/// Runs the controller for groups in every namespace (or one) until `shutdown` completes.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let groups: Api<RedundantGroup> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (pods, cms, svcs): (Api<Pod>, Api<ConfigMap>, Api<Service>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let owned = watcher::Config::default().labels(GROUP_LABEL);
+    Controller::new(groups, watcher::Config::default())
+        .owns(pods, owned.clone())
+        .owns(cms, owned.clone())
+        .owns(svcs, owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => tracing::debug!(group = %obj.name, "reconciled"),
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn key(g: &RedundantGroup) -> String {
+    format!("{}/{}", g.namespace().unwrap_or_default(), g.name_any())
+}
+
+/// Back-off after a failed reconcile: 1 s, doubling per consecutive failure, at most 5 min.
+pub fn error_policy(group: Arc<RedundantGroup>, error: &Error, ctx: Arc<Context>) -> Action {
+    let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let n = f.entry(key(&group)).or_insert(0);
+    *n = n.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
+    ctx.metrics.failure();
+    tracing::warn!(group = %key(&group), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Reconciles one group; see the module docs.
+pub async fn reconcile(group: Arc<RedundantGroup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&group, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key(&group));
+    }
+    result
+}
+
+async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action, Error> {
+    let ns = group
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(group.name_any()))?;
+    if group.meta().deletion_timestamp.is_some() {
+        // Owner references delete the pods, ConfigMap and Service.
+        return Ok(Action::await_change());
+    }
+    let name = group.name_any();
+    let now = (ctx.now)();
+    let previous = group.status.clone().unwrap_or_default();
+    let client = ctx.client.clone();
+    let groups: Api<RedundantGroup> = Api::namespaced(client.clone(), &ns);
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let apply = PatchParams::apply(MANAGER).force();
+
+    // An invalid spec changes nothing but the status.
+    let rendered = match render(&name, &group.spec) {
+        Ok(r) => r,
+        Err(problems) => {
+            let pods = member_pods(&pods_api, group).await?;
+            let agg = aggregate(&group.spec, &previous, &pods.0, &problems, &now);
+            let status = status_of(group, &previous, &agg, previous.switchover.clone(), None);
+            if previous.phase != Some(Phase::Invalid) {
+                let lines: Vec<String> = problems.iter().map(|p| format!("spec.{p}")).collect();
+                tracing::warn!(group = %name, problems = %lines.join("; "), "invalid spec; nothing changed");
+                publish(
+                    ctx,
+                    group,
+                    EventType::Warning,
+                    "InvalidSpec",
+                    lines.join("; "),
+                )
+                .await;
+            }
+            write_status(&groups, &name, &previous, status, &apply).await?;
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+    };
+
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cm = config_map(group, &rendered);
+    cm_api
+        .patch(
+            &children::config_map_name(&name),
+            &apply,
+            &Patch::Apply(&with_kind(&cm, "v1", "ConfigMap")),
+        )
+        .await?;
+    if let Some(svc) = children::service(group) {
+        let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns);
+        svc_api
+            .patch(
+                &name,
+                &apply,
+                &Patch::Apply(&with_kind(&svc, "v1", "Service")),
+            )
+            .await?;
+    }
+
+    let (pods, orphans) = member_pods(&pods_api, group).await?;
+    let hash = pods_hash(group, &rendered, &ctx.defaults);
+    let agg = aggregate(&group.spec, &previous, &pods, &[], &now);
+
+    // Planned hand-overs: advance the one under way, take up a new operator request.
+    let mut switchover = advance(previous.switchover.as_ref(), agg.hot.as_deref(), &now);
+    let annotated = group.annotations().get(SWITCHOVER_ANNOTATION).cloned();
+    let pending = switchover
+        .as_ref()
+        .is_some_and(|s| s.phase == SwitchoverPhase::Pending);
+    if let Some(to) = &annotated {
+        if group.spec.member(to).is_some() && !pending {
+            switchover = Some(request(to, "operator", group.meta().generation, &now));
+        } else if group.spec.member(to).is_none() {
+            publish(
+                ctx,
+                group,
+                EventType::Warning,
+                "SwitchoverRejected",
+                format!("{SWITCHOVER_ANNOTATION}: {to:?} is not a member"),
+            )
+            .await;
+        }
+        if group.spec.member(to).is_none() || !pending {
+            let remove =
+                serde_json::json!({"metadata": {"annotations": {SWITCHOVER_ANNOTATION: null}}});
+            groups
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&remove))
+                .await?;
+        }
+    } else if let Some(req) = &group.spec.switchover
+        && !pending
+        && operator_request_is_new(&req.to, switchover.as_ref())
+    {
+        switchover = Some(request(&req.to, "operator", group.meta().generation, &now));
+    }
+    let pending = switchover
+        .as_ref()
+        .is_some_and(|s| s.phase == SwitchoverPhase::Pending);
+
+    let views: Vec<MemberView> = group
+        .spec
+        .members
+        .iter()
+        .map(|m| {
+            let pod = pods.get(&m.name);
+            let entry = previous.member(&m.name);
+            let counts = pod.is_some_and(pod_running);
+            MemberView {
+                name: m.name.clone(),
+                priority: m.priority,
+                pod: pod.map(|p| PodView {
+                    name: p.name_any(),
+                    up_to_date: p.annotations().get(HASH_ANNOTATION) == Some(&hash),
+                    running: pod_running(p),
+                    deleting: p.metadata.deletion_timestamp.is_some(),
+                }),
+                state: entry.filter(|_| counts).and_then(|e| e.state),
+                net_check_ok: entry.and_then(|e| e.net_check_ok),
+            }
+        })
+        .collect();
+    let plan = plan(&views, &orphans, agg.hot.as_deref(), pending);
+    if let Some(to) = &plan.switchover {
+        switchover = Some(request(to, "rollout", None, &now));
+    }
+
+    for member in &plan.create {
+        let spec = group.spec.member(member).expect("planned from the spec");
+        let pod = children::pod(group, spec, &rendered, &hash, &ctx.defaults);
+        match pods_api.create(&PostParams::default(), &pod).await {
+            Ok(_) => {}
+            // Created meanwhile (a stale cache): the next reconcile sees it.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(group = %name, member = %member, "pod created");
+        publish(
+            ctx,
+            group,
+            EventType::Normal,
+            "PodCreated",
+            format!("created pod {} for member {member}", pod.name_any()),
+        )
+        .await;
+    }
+    for (pod, why) in &plan.delete {
+        match pods_api.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(group = %name, pod = %pod, reason = %why, "pod deleted");
+        publish(
+            ctx,
+            group,
+            EventType::Normal,
+            "PodReplaced",
+            format!("deleted pod {pod}: {why}"),
+        )
+        .await;
+    }
+    if let Some(w) = &plan.waiting {
+        tracing::info!(group = %name, "{w}");
+    }
+
+    announce(ctx, group, &previous, &agg, switchover.as_ref()).await;
+    let busy = pending
+        || plan.switchover.is_some()
+        || !plan.create.is_empty()
+        || !plan.delete.is_empty()
+        || plan.waiting.is_some();
+    let status = status_of(group, &previous, &agg, switchover, Some(hash));
+    write_status(&groups, &name, &previous, status, &apply).await?;
+    Ok(Action::requeue(if busy {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(30)
+    }))
+}
+
+/// The group's pods by member name, and the names of pods of members no longer in the spec.
+async fn member_pods(
+    api: &Api<Pod>,
+    group: &RedundantGroup,
+) -> Result<(BTreeMap<String, Pod>, Vec<String>), Error> {
+    let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={}", group.name_any()));
+    let mut by_member = BTreeMap::new();
+    let mut orphans = Vec::new();
+    for p in api.list(&lp).await?.items {
+        match p.labels().get(MEMBER_LABEL).cloned() {
+            Some(m) if group.spec.member(&m).is_some() => {
+                by_member.insert(m, p);
+            }
+            _ if p.metadata.deletion_timestamp.is_none() => orphans.push(p.name_any()),
+            _ => {}
+        }
+    }
+    Ok((by_member, orphans))
+}
+
+/// The status the controller owns, from the aggregate.
+fn status_of(
+    group: &RedundantGroup,
+    previous: &RedundantGroupStatus,
+    agg: &Aggregate,
+    switchover: Option<SwitchoverStatus>,
+    hash: Option<String>,
+) -> RedundantGroupStatus {
+    RedundantGroupStatus {
+        hot: agg.hot.clone(),
+        epoch: agg.epoch,
+        phase: Some(agg.phase),
+        member_count: Some(group.spec.members.len() as u32),
+        ready: Some(agg.ready.clone()),
+        members: Vec::new(),
+        conditions: agg.conditions.clone(),
+        last_failover: agg.last_failover.clone(),
+        switchover,
+        config_hash: hash.or_else(|| previous.config_hash.clone()),
+        observed_generation: group.meta().generation,
+    }
+}
+
+/// Applies the controller's part of the status, unless nothing changed.
+async fn write_status(
+    api: &Api<RedundantGroup>,
+    name: &str,
+    previous: &RedundantGroupStatus,
+    status: RedundantGroupStatus,
+    apply: &PatchParams,
+) -> Result<(), Error> {
+    let unchanged = RedundantGroupStatus {
+        members: previous.members.clone(),
+        ..status.clone()
+    } == *previous;
+    if unchanged {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "apiVersion": "rdg.infocast.io/v1alpha1",
+        "kind": "RedundantGroup",
+        "metadata": {"name": name},
+        "status": status,
+    });
+    api.patch_status(name, apply, &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// Events for what changed: a failover, split brain, a hand-over's progress.
+async fn announce(
+    ctx: &Context,
+    group: &RedundantGroup,
+    previous: &RedundantGroupStatus,
+    agg: &Aggregate,
+    switchover: Option<&SwitchoverStatus>,
+) {
+    if let Some(f) = &agg.last_failover
+        && previous.last_failover.as_ref() != Some(f)
+    {
+        let note = format!(
+            "{} took over from {} ({}){}",
+            f.to,
+            f.from.as_deref().unwrap_or("nobody"),
+            f.reason,
+            f.detection_ms
+                .map(|d| format!(", detected after {d} ms"))
+                .unwrap_or_default()
+        );
+        publish(ctx, group, EventType::Warning, "Failover", note).await;
+    }
+    if agg.phase == Phase::SplitBrain && previous.phase != Some(Phase::SplitBrain) {
+        publish(
+            ctx,
+            group,
+            EventType::Warning,
+            "SplitBrain",
+            format!("members claiming hot: {}", agg.claims.join(", ")),
+        )
+        .await;
+    }
+    if let Some(s) = switchover {
+        let before = previous.switchover.as_ref();
+        let changed =
+            before.map(|b| (b.phase, &b.to, &b.requested)) != Some((s.phase, &s.to, &s.requested));
+        if changed {
+            let (kind, reason, note) = match s.phase {
+                SwitchoverPhase::Pending => (
+                    EventType::Normal,
+                    "SwitchoverRequested",
+                    format!("hand-over to {} requested ({})", s.to, s.reason),
+                ),
+                SwitchoverPhase::Done => (
+                    EventType::Normal,
+                    "SwitchoverDone",
+                    format!("{} is hot", s.to),
+                ),
+                SwitchoverPhase::Failed => (
+                    EventType::Warning,
+                    "SwitchoverFailed",
+                    s.message.clone().unwrap_or_default(),
+                ),
+            };
+            publish(ctx, group, kind, reason, note).await;
+        }
+    }
+}
+
+/// Publishes an Event about the group; a failure is logged, never fatal.
+async fn publish(
+    ctx: &Context,
+    group: &RedundantGroup,
+    kind: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_: kind,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &group.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+/// A child object as a server-side apply body (apiVersion and kind filled in).
+fn with_kind<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(obj).expect("k8s objects serialize");
+    if let Some(o) = v.as_object_mut() {
+        o.insert("apiVersion".to_string(), api_version.into());
+        o.insert("kind".to_string(), kind.into());
+    }
+    v
+}
