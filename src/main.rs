@@ -37,6 +37,10 @@ enum Command {
     Receive(cmd::receive::Args),
     /// Show a group of three members electing, failing over and recovering (no root needed).
     Demo(cmd::demo::Args),
+    /// Run the Kubernetes operator: one host-network pod per member of each RedundantGroup.
+    Controller(cmd::controller::Args),
+    /// Copy this binary into a directory (member pods hand it to a gated transmitter).
+    Install(cmd::install::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +54,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&args),
         Command::Transmit(args) => cmd::transmit::run(&args),
         Command::Receive(args) => cmd::receive::run(&args),
+        Command::Controller(args) => cmd::controller::run(&args),
+        Command::Install(args) => cmd::install::run(&args),
     }
 }

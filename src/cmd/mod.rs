@@ -2,9 +2,11 @@
 
 pub mod agent;
 pub mod check_config;
+pub mod controller;
 pub mod demo;
 pub mod demo_real;
 pub mod gate;
+pub mod install;
 pub mod receive;
 pub mod simulate;
 pub mod status;

@@ -279,6 +279,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
         switchover = Some(request(to, "rollout", None, &now));
     }
 
+    let mut created = Vec::new();
     for member in &plan.create {
         let spec = group.spec.member(member).expect("planned from the spec");
         let pod = children::pod(group, spec, &rendered, &hash, &ctx.defaults);
@@ -289,15 +290,13 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
             Err(e) => return Err(e.into()),
         }
         tracing::info!(group = %name, member = %member, "pod created");
-        publish(
-            ctx,
-            group,
-            EventType::Normal,
-            "PodCreated",
-            format!("created pod {} for member {member}", pod.name_any()),
-        )
-        .await;
+        created.push(pod.name_any());
     }
+    if !created.is_empty() {
+        let note = format!("created pod(s) {}", created.join(", "));
+        publish(ctx, group, EventType::Normal, "PodsCreated", note).await;
+    }
+    let mut deleted = Vec::new();
     for (pod, why) in &plan.delete {
         match pods_api.delete(pod, &DeleteParams::default()).await {
             Ok(_) => {}
@@ -305,14 +304,11 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
             Err(e) => return Err(e.into()),
         }
         tracing::info!(group = %name, pod = %pod, reason = %why, "pod deleted");
-        publish(
-            ctx,
-            group,
-            EventType::Normal,
-            "PodReplaced",
-            format!("deleted pod {pod}: {why}"),
-        )
-        .await;
+        deleted.push(format!("{pod} ({why})"));
+    }
+    if !deleted.is_empty() {
+        let note = format!("deleted pod(s) {}", deleted.join(", "));
+        publish(ctx, group, EventType::Normal, "PodsReplaced", note).await;
     }
     if let Some(w) = &plan.waiting {
         tracing::info!(group = %name, "{w}");

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod children;
 pub mod controller;
+pub mod http;
 pub mod metrics;
 pub mod render;
 pub mod resource;

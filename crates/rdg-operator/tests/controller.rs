@@ -1,0 +1,751 @@
+//! Reconcile tests against kube's tower-test mock API server (the controller-rs pattern). A
+//! small fake API server answers every request like the real one would (echoing applied and
+//! created objects, listing the scenario's pods) and records it; each test then asserts the
+//! exact requests one reconcile made: method, path, field manager and body.
+
+use http::{Request, Response};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
+use kube::runtime::events::Reporter;
+use kube::{Client, ResourceExt};
+use rdg_core::State;
+use rdg_operator::children::{HASH_ANNOTATION, PodDefaults, pod_name};
+use rdg_operator::controller::{Context, reconcile};
+use rdg_operator::status::{
+    Failover, MemberEntry, Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus,
+};
+use rdg_operator::{RedundantGroup, RedundantGroupSpec};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+const NOW: &str = "2026-11-23T10:00:00Z";
+
+fn now() -> Time {
+    Time(NOW.parse().unwrap())
+}
+
+fn at(s: &str) -> Time {
+    Time(s.parse().unwrap())
+}
+
+/// One request the controller made.
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+impl Call {
+    fn is(&self, method: &str, path: &str) -> bool {
+        self.method == method && self.path == path
+    }
+    fn manager(&self) -> Option<String> {
+        self.query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("fieldManager="))
+            .map(str::to_string)
+    }
+}
+
+/// The fake API server: the scenario's pods, and every request received.
+#[derive(Default)]
+struct World {
+    pods: Vec<Pod>,
+    calls: Vec<Call>,
+}
+
+fn spec(members: &[(&str, u16)]) -> RedundantGroupSpec {
+    let members: Vec<Value> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (n, p))| {
+            json!({"name": n, "priority": p, "nodeName": format!("node-{n}"),
+                   "addresses": {"primary": format!("10.0.0.{}", 11 + i)}})
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "networks": [{"name": "primary", "multicast": "224.0.0.35"}],
+        "members": members,
+        "vips": [{"address": "10.0.0.100/24", "network": "primary"}],
+        "netCheck": {"targets": ["10.0.0.1"]},
+    }))
+    .unwrap()
+}
+
+fn group(spec: RedundantGroupSpec, status: Option<RedundantGroupStatus>) -> RedundantGroup {
+    let mut g = RedundantGroup::new("infocast", spec);
+    g.metadata.namespace = Some("broadcast".into());
+    g.metadata.uid = Some("0b8e3c3e-1111-2222-3333-444455556666".into());
+    g.metadata.generation = Some(4);
+    g.status = status;
+    g
+}
+
+fn entry(name: &str, state: State, epoch: u64) -> MemberEntry {
+    MemberEntry {
+        name: name.into(),
+        state: Some(state),
+        epoch: Some(epoch),
+        net_check_ok: Some(true),
+        pod: Some(pod_name("infocast", name)),
+        last_seen: Some(at("2026-11-23T09:59:50Z")),
+        ..MemberEntry::default()
+    }
+}
+
+fn status(entries: Vec<MemberEntry>) -> RedundantGroupStatus {
+    RedundantGroupStatus {
+        members: entries,
+        ..RedundantGroupStatus::default()
+    }
+}
+
+fn defaults() -> PodDefaults {
+    PodDefaults {
+        image: "ghcr.io/infocast/rdg:0.1.0".into(),
+        service_account: "rdg-member".into(),
+    }
+}
+
+/// A running pod of member `name`, built by the controller's own code with hash `hash`.
+fn running_pod(g: &RedundantGroup, name: &str, hash: &str) -> Pod {
+    let rendered = rdg_operator::render::render(&g.name_any(), &g.spec).unwrap();
+    let member = g.spec.member(name).unwrap();
+    let mut p = rdg_operator::children::pod(g, member, &rendered, hash, &defaults());
+    p.metadata.creation_timestamp = Some(at("2026-11-23T09:00:00Z"));
+    p.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        ..PodStatus::default()
+    });
+    p
+}
+
+/// The hash the controller wants for `g`'s pods.
+fn desired_hash(g: &RedundantGroup) -> String {
+    let rendered = rdg_operator::render::render(&g.name_any(), &g.spec).unwrap();
+    rdg_operator::children::pods_hash(g, &rendered, &defaults())
+}
+
+fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
+    let w = world.lock().unwrap();
+    let m = call.method.as_str();
+    if m == "GET" && call.path == "/api/v1/namespaces/broadcast/pods" {
+        let items: Vec<Value> = w
+            .pods
+            .iter()
+            .map(|p| serde_json::to_value(p).unwrap())
+            .collect();
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
+        );
+    }
+    if m == "DELETE" {
+        let name = call.path.rsplit('/').next().unwrap();
+        return match w.pods.iter().find(|p| p.name_any() == name) {
+            Some(p) => (200, serde_json::to_value(p).unwrap()),
+            None => (
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+            ),
+        };
+    }
+    // PATCH (apply, merge) and POST (create): answer with the object, as the server does.
+    let mut body = call.body.clone();
+    if body.get("metadata").is_none() {
+        body["metadata"] = json!({});
+    }
+    if call.path == GROUP {
+        // A merge patch of the group's metadata: the stored object, annotation gone.
+        return (
+            200,
+            serde_json::to_value(group(spec(&[("a", 100), ("b", 50)]), None)).unwrap(),
+        );
+    }
+    if call.path.contains("redundantgroups") {
+        body["apiVersion"] = json!("rdg.infocast.io/v1alpha1");
+        body["kind"] = json!("RedundantGroup");
+        body["metadata"]["name"] = json!("infocast");
+        body["metadata"]["namespace"] = json!("broadcast");
+        body["spec"] = serde_json::to_value(spec(&[("a", 100)])).unwrap();
+    }
+    if call.path.contains("/events") {
+        body["metadata"]["name"] = json!("infocast.1");
+        body["metadata"]["namespace"] = json!("broadcast");
+    }
+    (if m == "POST" { 201 } else { 200 }, body)
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods`; returns the requests.
+async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let world = Arc::new(Mutex::new(World {
+        pods,
+        calls: Vec::new(),
+    }));
+    let server_world = Arc::clone(&world);
+    let server = tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect_bytes().await.unwrap();
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            let call = Call {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().unwrap_or("").to_string(),
+                body,
+            };
+            let (code, answer) = respond(&server_world, &call);
+            server_world.lock().unwrap().calls.push(call);
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    let client = Client::new(service, "default");
+    let reporter = Reporter {
+        controller: "rdg-controller".into(),
+        instance: Some("rdg-controller-0".into()),
+    };
+    let ctx = Arc::new(Context::with_clock(
+        client,
+        defaults(),
+        reporter,
+        Box::new(now),
+    ));
+    reconcile(Arc::new(g), ctx)
+        .await
+        .expect("reconcile succeeds");
+    server.abort();
+    std::mem::take(&mut world.lock().unwrap().calls)
+}
+
+fn paths(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
+}
+
+const CM: &str = "/api/v1/namespaces/broadcast/configmaps/infocast-config";
+const PODS: &str = "/api/v1/namespaces/broadcast/pods";
+const STATUS: &str =
+    "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast/status";
+const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/broadcast/events";
+
+fn status_body(calls: &[Call]) -> Value {
+    let c = calls
+        .iter()
+        .find(|c| c.is("PATCH", STATUS))
+        .unwrap_or_else(|| panic!("no status write in {:?}", paths(calls)));
+    assert_eq!(c.manager().as_deref(), Some("rdg-controller"));
+    assert!(c.query.contains("force=true"), "{}", c.query);
+    c.body["status"].clone()
+}
+
+fn event_reasons(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.is("POST", EVENTS))
+        .map(|c| c.body["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_group_gets_its_config_map_one_pod_per_member_and_a_status() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let calls = reconcile_once(g, vec![]).await;
+    assert_eq!(
+        paths(&calls),
+        vec![
+            format!("PATCH {CM}"),
+            format!("GET {PODS}"),
+            format!("POST {PODS}"),
+            format!("POST {PODS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}"),
+        ]
+    );
+    let cm = &calls[0];
+    assert_eq!(cm.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(cm.body["kind"], "ConfigMap");
+    assert_eq!(
+        cm.body["metadata"]["ownerReferences"][0]["kind"],
+        "RedundantGroup"
+    );
+    assert_eq!(
+        cm.body["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    let config: rdg_core::config::GroupConfig =
+        serde_yaml_ng::from_str(cm.body["data"]["group.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config.name, "infocast",
+        "group name defaults to the resource name"
+    );
+    assert_eq!(config.members.len(), 2);
+    assert!(config.validate().is_ok());
+    assert!(
+        calls[1]
+            .query
+            .contains("labelSelector=rdg.infocast.io%2Fgroup%3Dinfocast"),
+        "{}",
+        calls[1].query
+    );
+
+    let pod: Pod = serde_json::from_value(calls[2].body.clone()).unwrap();
+    assert_eq!(pod.name_any(), "infocast-a");
+    let ps = pod.spec.as_ref().unwrap();
+    assert_eq!(ps.node_name.as_deref(), Some("node-a"));
+    assert_eq!(ps.host_network, Some(true));
+    assert_eq!(ps.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    let agent = &ps.containers[0];
+    assert_eq!(
+        agent.args.as_ref().unwrap()[..5],
+        [
+            "agent",
+            "--config",
+            "/etc/rdg/config/group.yaml",
+            "--member",
+            "a"
+        ]
+    );
+    let caps = agent
+        .security_context
+        .as_ref()
+        .unwrap()
+        .capabilities
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        caps.add.as_deref(),
+        Some(&["NET_ADMIN".to_string(), "NET_RAW".to_string()][..])
+    );
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+    assert_eq!(
+        agent.security_context.as_ref().unwrap().privileged,
+        Some(false)
+    );
+    let live = agent
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/healthz"));
+    assert!(pod.annotations().contains_key(HASH_ANNOTATION));
+    assert_eq!(event_reasons(&calls), ["PodsCreated"]);
+    let note = calls[4].body["note"].as_str().unwrap();
+    assert!(note.contains("infocast-a, infocast-b"), "{note}");
+
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "NoHot");
+    assert_eq!(st["memberCount"], 2);
+    assert_eq!(st["ready"], "0/2");
+    assert_eq!(st["observedGeneration"], 4);
+    assert!(
+        st.get("members").is_none(),
+        "the controller never writes members' entries"
+    );
+    let cond = |t: &str| {
+        st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(cond("Ready")["status"], "False");
+    assert_eq!(cond("ConfigValid")["status"], "True");
+}
+
+#[tokio::test]
+async fn with_a_transmitter_the_agent_is_a_native_sidecar_before_the_carousel() {
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.transmitter = Some(
+        serde_json::from_value(json!({
+            "configMaps": ["boot-objects"],
+            "channels": [{"address": "224.2.2.2", "port": 22222, "bitRate": "2Mbit",
+                "objects": [{"name": "bootcast_1900", "type": "bootcastinfo",
+                             "source": "/var/lib/rdg/objects/boot-objects/bootcast_1900"}]}]
+        }))
+        .unwrap(),
+    );
+    let g = group(s, None);
+    let calls = reconcile_once(g, vec![]).await;
+    let pod: Pod = serde_json::from_value(calls[2].body.clone()).unwrap();
+    let ps = pod.spec.unwrap();
+    let init = ps.init_containers.unwrap();
+    assert_eq!(init[0].name, "agent");
+    assert_eq!(init[0].restart_policy.as_deref(), Some("Always"));
+    assert!(
+        init[0]
+            .args
+            .as_ref()
+            .unwrap()
+            .contains(&"--no-transmit".to_string())
+    );
+    let tx = &ps.containers[0];
+    assert_eq!(tx.name, "carousel");
+    let args = tx.args.clone().unwrap();
+    assert_eq!(args[0], "transmit");
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--role-file", "/run/rdg/infocast.role"])
+    );
+    assert!(args.windows(2).any(|w| w == ["--interface", "10.0.0.11"]));
+    let mounts = tx.volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.mount_path == "/var/lib/rdg/objects/boot-objects")
+    );
+    let sc = tx.security_context.clone().unwrap();
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert!(
+        sc.capabilities.unwrap().add.is_none(),
+        "the carousel needs no capability"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_pod_is_recreated_and_a_removed_members_pod_deleted() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g);
+    let b = running_pod(&g, "b", &hash);
+    // A pod of member "c", which the spec no longer has.
+    let bigger = group(spec(&[("a", 100), ("b", 50), ("c", 10)]), None);
+    let c = running_pod(&bigger, "c", &hash);
+    let calls = reconcile_once(g, vec![b, c]).await;
+    let writes: Vec<String> = paths(&calls)
+        .into_iter()
+        .filter(|p| !p.contains("/events"))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            format!("PATCH {CM}"),
+            format!("GET {PODS}"),
+            format!("POST {PODS}"),
+            format!("DELETE {PODS}/infocast-c"),
+            format!("PATCH {STATUS}"),
+        ]
+    );
+    assert_eq!(calls[2].body["metadata"]["name"], "infocast-a");
+    assert_eq!(event_reasons(&calls), ["PodsCreated", "PodsReplaced"]);
+}
+
+#[tokio::test]
+async fn nothing_changed_means_no_write_but_the_config_map_apply() {
+    let g0 = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    // First reconcile computes the status; feed it back as the stored status.
+    let calls = reconcile_once(g0.clone(), pods.clone()).await;
+    let mut st: RedundantGroupStatus = serde_json::from_value(status_body(&calls)).unwrap();
+    st.members = vec![entry("a", State::HS, 7), entry("b", State::SBS, 7)];
+    let calls = reconcile_once(group(g0.spec.clone(), Some(st)), pods.clone()).await;
+    let mut st: RedundantGroupStatus = serde_json::from_value(status_body(&calls)).unwrap();
+    assert_eq!(st.phase, Some(Phase::Healthy));
+    st.members = vec![entry("a", State::HS, 7), entry("b", State::SBS, 7)];
+    let calls = reconcile_once(group(g0.spec.clone(), Some(st)), pods).await;
+    assert_eq!(
+        paths(&calls),
+        vec![format!("PATCH {CM}"), format!("GET {PODS}")]
+    );
+}
+
+#[tokio::test]
+async fn aggregation_healthy_degraded_and_split_brain() {
+    let g0 = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    let run = |entries: Vec<MemberEntry>| {
+        let g = group(g0.spec.clone(), Some(status(entries)));
+        let pods = pods.clone();
+        async move { reconcile_once(g, pods).await }
+    };
+
+    let calls = run(vec![entry("a", State::HS, 7), entry("b", State::SBS, 7)]).await;
+    let st = status_body(&calls);
+    assert_eq!(
+        (st["phase"].clone(), st["hot"].clone(), st["epoch"].clone()),
+        (json!("Healthy"), json!("a"), json!(7))
+    );
+    assert_eq!(st["ready"], "2/2");
+    assert!(event_reasons(&calls).is_empty());
+
+    let calls = run(vec![entry("a", State::HS, 7), entry("b", State::CS, 7)]).await;
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "Degraded");
+    assert_eq!(st["ready"], "1/2");
+
+    let calls = run(vec![entry("a", State::HS, 7), entry("b", State::HS, 8)]).await;
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "SplitBrain");
+    assert!(
+        st.get("hot").is_none(),
+        "no single hot member in a split brain"
+    );
+    let sb = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "SplitBrain")
+        .unwrap();
+    assert_eq!(sb["status"], "True");
+    assert!(sb["message"].as_str().unwrap().contains("a, b"));
+    assert_eq!(event_reasons(&calls), ["SplitBrain"]);
+
+    // A stale entry (its agent stopped writing) does not count as hot.
+    let mut stale = entry("a", State::HS, 7);
+    stale.last_seen = Some(at("2026-11-23T09:50:00Z"));
+    let st = status_body(&run(vec![stale, entry("b", State::SBS, 7)]).await);
+    assert_eq!(st["phase"], "NoHot");
+}
+
+#[tokio::test]
+async fn a_reported_takeover_becomes_last_failover_with_an_event() {
+    let g0 = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    let mut b = entry("b", State::HS, 8);
+    b.last_takeover = Some(Failover {
+        from: Some("a".into()),
+        to: "b".into(),
+        reason: "hot member lost".into(),
+        time: at("2026-11-23T09:59:58Z"),
+        detection_ms: Some(312),
+        epoch: Some(8),
+    });
+    let g = group(
+        g0.spec.clone(),
+        Some(status(vec![entry("a", State::SBS, 8), b])),
+    );
+    let calls = reconcile_once(g, pods).await;
+    let st = status_body(&calls);
+    assert_eq!(st["lastFailover"]["from"], "a");
+    assert_eq!(st["lastFailover"]["to"], "b");
+    assert_eq!(st["lastFailover"]["detectionMs"], 312);
+    assert_eq!(event_reasons(&calls), ["Failover"]);
+    let ev = calls.iter().find(|c| c.is("POST", EVENTS)).unwrap();
+    assert_eq!(ev.body["type"], "Warning");
+    assert!(
+        ev.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("detected after 312 ms")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_changes_nothing_and_says_which_field() {
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.heartbeat.timeout = rdg_core::Dur::from_millis(100);
+    s.members[1].node_name = None;
+    let g = group(s, None);
+    let calls = reconcile_once(g, vec![]).await;
+    let writes: Vec<String> = paths(&calls);
+    assert_eq!(
+        writes,
+        vec![
+            format!("GET {PODS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}")
+        ],
+        "no ConfigMap, no pod"
+    );
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "Invalid");
+    let cv = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ConfigValid")
+        .unwrap();
+    assert_eq!(cv["status"], "False");
+    let msg = cv["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.heartbeat.timeout: must be greater"),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.members[1].nodeName"), "{msg}");
+    assert_eq!(event_reasons(&calls), ["InvalidSpec"]);
+}
+
+#[tokio::test]
+async fn a_spec_change_rolls_standbys_first_then_hands_over_then_the_old_hot_member() {
+    let old = group(spec(&[("a", 100), ("b", 50), ("c", 80)]), None);
+    let old_hash = desired_hash(&old);
+    let mut new_spec = old.spec.clone();
+    new_spec.heartbeat.interval = rdg_core::Dur::from_millis(50);
+    let new = group(new_spec.clone(), None);
+    let new_hash = desired_hash(&new);
+    assert_ne!(old_hash, new_hash);
+    let entries = || {
+        vec![
+            entry("a", State::HS, 7),
+            entry("b", State::SBS, 7),
+            entry("c", State::SBS, 7),
+        ]
+    };
+    let pods = |hashes: [&str; 3]| {
+        ["a", "b", "c"]
+            .iter()
+            .zip(hashes)
+            .map(|(m, h)| running_pod(&new, m, h))
+            .collect::<Vec<_>>()
+    };
+    let deletes = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.method == "DELETE")
+            .map(|c| c.path.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+
+    // 1. All out of date: the lowest-priority standby goes first, alone.
+    let calls = reconcile_once(
+        group(new_spec.clone(), Some(status(entries()))),
+        pods([&old_hash, &old_hash, &old_hash]),
+    )
+    .await;
+    assert_eq!(deletes(&calls), ["infocast-b"]);
+    // 2. b renewed: c next.
+    let calls = reconcile_once(
+        group(new_spec.clone(), Some(status(entries()))),
+        pods([&old_hash, &new_hash, &old_hash]),
+    )
+    .await;
+    assert_eq!(deletes(&calls), ["infocast-c"]);
+    // 3. Only the hot member is old: no deletion, a planned hand-over to the best standby (c).
+    let calls = reconcile_once(
+        group(new_spec.clone(), Some(status(entries()))),
+        pods([&old_hash, &new_hash, &new_hash]),
+    )
+    .await;
+    assert!(deletes(&calls).is_empty());
+    let st = status_body(&calls);
+    assert_eq!(st["switchover"]["to"], "c");
+    assert_eq!(st["switchover"]["phase"], "Pending");
+    assert_eq!(st["switchover"]["reason"], "rollout");
+    assert_eq!(event_reasons(&calls), ["SwitchoverRequested"]);
+    // 4. Still pending (a still hot): wait.
+    let mut st: RedundantGroupStatus = serde_json::from_value(st).unwrap();
+    st.members = entries();
+    let calls = reconcile_once(
+        group(new_spec.clone(), Some(st.clone())),
+        pods([&old_hash, &new_hash, &new_hash]),
+    )
+    .await;
+    assert!(deletes(&calls).is_empty());
+    // 5. c took over: the hand-over is done and the old hot member, now standby, is replaced.
+    st.members = vec![
+        entry("a", State::SBS, 8),
+        entry("b", State::SBS, 8),
+        entry("c", State::HS, 8),
+    ];
+    let calls = reconcile_once(
+        group(new_spec.clone(), Some(st)),
+        pods([&old_hash, &new_hash, &new_hash]),
+    )
+    .await;
+    let st = status_body(&calls);
+    assert_eq!(st["switchover"]["phase"], "Done");
+    assert_eq!(st["hot"], "c");
+    assert_eq!(deletes(&calls), ["infocast-a"]);
+    assert_eq!(event_reasons(&calls), ["PodsReplaced", "SwitchoverDone"]);
+}
+
+#[tokio::test]
+async fn an_operator_switchover_is_requested_once_and_times_out_when_not_carried_out() {
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.switchover = Some(serde_json::from_value(json!({"to": "b"})).unwrap());
+    let g0 = group(s.clone(), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    let entries = || vec![entry("a", State::HS, 7), entry("b", State::SBS, 7)];
+
+    let calls = reconcile_once(group(s.clone(), Some(status(entries()))), pods.clone()).await;
+    let st = status_body(&calls);
+    assert_eq!(st["switchover"]["to"], "b");
+    assert_eq!(st["switchover"]["phase"], "Pending");
+    assert_eq!(st["switchover"]["reason"], "operator");
+    assert_eq!(st["switchover"]["generation"], 4);
+
+    // Not carried out within the timeout: Failed, and not asked again.
+    let mut stored = status(entries());
+    stored.switchover = Some(SwitchoverStatus {
+        to: "b".into(),
+        phase: SwitchoverPhase::Pending,
+        reason: "operator".into(),
+        requested: at("2026-11-23T09:59:00Z"),
+        finished: None,
+        generation: Some(4),
+        message: None,
+    });
+    let calls = reconcile_once(group(s.clone(), Some(stored)), pods.clone()).await;
+    let st = status_body(&calls);
+    assert_eq!(st["switchover"]["phase"], "Failed");
+    assert!(
+        st["switchover"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("b did not become hot")
+    );
+    assert_eq!(event_reasons(&calls), ["SwitchoverFailed"]);
+    let mut failed: RedundantGroupStatus = serde_json::from_value(st).unwrap();
+    failed.members = entries();
+    let calls = reconcile_once(group(s, Some(failed)), pods).await;
+    assert!(
+        calls.iter().all(|c| !c.is("PATCH", STATUS)),
+        "{:?}",
+        paths(&calls)
+    );
+}
+
+#[tokio::test]
+async fn the_switchover_annotation_is_taken_up_and_removed() {
+    let s = spec(&[("a", 100), ("b", 50)]);
+    let mut g = group(
+        s,
+        Some(status(vec![
+            entry("a", State::HS, 7),
+            entry("b", State::SBS, 7),
+        ])),
+    );
+    let hash = desired_hash(&g);
+    let pods = vec![running_pod(&g, "a", &hash), running_pod(&g, "b", &hash)];
+    g.metadata.annotations =
+        Some([("rdg.infocast.io/switchover-to".to_string(), "b".to_string())].into());
+    let calls = reconcile_once(g, pods).await;
+    let patch = calls
+        .iter()
+        .find(|c| c.is("PATCH", GROUP))
+        .expect("annotation removed");
+    assert_eq!(
+        patch.body,
+        json!({"metadata": {"annotations": {"rdg.infocast.io/switchover-to": null}}})
+    );
+    let st = status_body(&calls);
+    assert_eq!(
+        (
+            st["switchover"]["to"].clone(),
+            st["switchover"]["phase"].clone()
+        ),
+        (json!("b"), json!("Pending"))
+    );
+}

@@ -1,0 +1,277 @@
+//! Reconcile throughput and memory of the rdg controller against an in-process mock API
+//! server (kube's tower-test): N groups of three members, each reconciled once from nothing
+//! (ConfigMap, three pods, an event, the status) and then again in steady state (pods
+//! running, members reporting: ConfigMap apply and pod list only). Prints JSON.
+//!
+//! `controller_bench [--groups 1000] [--rounds 3]`
+
+use http::{Request, Response};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
+use kube::runtime::events::Reporter;
+use kube::{Client, ResourceExt};
+use rdg_core::State;
+use rdg_operator::children::{PodDefaults, pod_name, pods_hash};
+use rdg_operator::controller::{Context, reconcile};
+use rdg_operator::render::render;
+use rdg_operator::status::{MemberEntry, RedundantGroupStatus};
+use rdg_operator::{RedundantGroup, RedundantGroupSpec};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const NOW: &str = "2026-11-23T10:00:00Z";
+
+fn defaults() -> PodDefaults {
+    PodDefaults {
+        image: "ghcr.io/infocast/rdg:0.1.0".into(),
+        service_account: "rdg-member".into(),
+    }
+}
+
+fn group(i: usize) -> RedundantGroup {
+    let members: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            json!({
+                "name": m, "priority": 100 - 10 * k, "nodeName": format!("node-{i}-{m}"),
+                "addresses": {"primary": format!("10.{}.{}.{}", i / 250, i % 250, 11 + k),
+                              "secondary": format!("10.200.{}.{}", i % 250, 11 + k)}})
+        })
+        .collect();
+    let spec: RedundantGroupSpec = serde_json::from_value(json!({
+        "networks": [{"name": "primary", "multicast": "224.0.0.35"},
+                     {"name": "secondary", "multicast": "224.0.0.36"}],
+        "members": members,
+        "vips": [{"address": format!("10.{}.{}.100/24", i / 250, i % 250), "network": "primary"}],
+        "netCheck": {"targets": [format!("10.{}.{}.1", i / 250, i % 250)]},
+    }))
+    .expect("bench spec");
+    let mut g = RedundantGroup::new(&format!("group-{i}"), spec);
+    g.metadata.namespace = Some("bench".into());
+    g.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+    g.metadata.generation = Some(1);
+    g
+}
+
+/// Pods of every group by label selector value, served by the mock.
+type PodIndex = Arc<Mutex<HashMap<String, Value>>>;
+/// The last status the controller wrote, by group name.
+type StatusIndex = Arc<Mutex<HashMap<String, Value>>>;
+
+fn respond(
+    pods: &PodIndex,
+    statuses: &StatusIndex,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Value,
+) -> (u16, Value) {
+    if method == "GET" && path.ends_with("/pods") {
+        let group = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("labelSelector=rdg.infocast.io%2Fgroup%3D"))
+            .unwrap_or("");
+        let items = pods
+            .lock()
+            .unwrap()
+            .get(group)
+            .cloned()
+            .unwrap_or(json!([]));
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+        );
+    }
+    let mut body = body;
+    if path.contains("/events") {
+        body["metadata"] = json!({"name": "e", "namespace": "bench"});
+    }
+    if path.contains("redundantgroups") {
+        let name = path.split('/').nth(7).unwrap_or("group-0").to_string();
+        statuses
+            .lock()
+            .unwrap()
+            .insert(name.clone(), body["status"].clone());
+        let mut g = serde_json::to_value(group(0)).unwrap();
+        g["metadata"]["name"] = json!(name);
+        g["status"] = body["status"].clone();
+        body = g;
+    }
+    (if method == "POST" { 201 } else { 200 }, body)
+}
+
+fn rss_kb() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let groups = arg("--groups", 1000);
+    let rounds = arg("--rounds", 3).max(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(run(groups, rounds));
+    println!("{out}");
+}
+
+async fn run(n: usize, rounds: usize) -> Value {
+    let (rss_start, _) = rss_kb();
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let pods: PodIndex = Arc::default();
+    let statuses: StatusIndex = Arc::default();
+    let requests = Arc::new(Mutex::new(0u64));
+    let (srv_pods, srv_statuses, srv_requests) = (
+        Arc::clone(&pods),
+        Arc::clone(&statuses),
+        Arc::clone(&requests),
+    );
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (code, answer) = respond(
+                &srv_pods,
+                &srv_statuses,
+                parts.method.as_str(),
+                parts.uri.path(),
+                parts.uri.query().unwrap_or(""),
+                body,
+            );
+            *srv_requests.lock().unwrap() += 1;
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    let client = Client::new(service, "bench");
+    let reporter = Reporter {
+        controller: "rdg-controller".into(),
+        instance: None,
+    };
+    let ctx = Arc::new(Context::with_clock(
+        client,
+        defaults(),
+        reporter,
+        Box::new(|| Time(NOW.parse().unwrap())),
+    ));
+    let groups: Vec<RedundantGroup> = (0..n).map(group).collect();
+
+    // 1. From nothing: every group gets its ConfigMap, pods, an event and a status.
+    let t = Instant::now();
+    for g in &groups {
+        reconcile(Arc::new(g.clone()), Arc::clone(&ctx))
+            .await
+            .expect("create reconcile");
+    }
+    let create_s = t.elapsed().as_secs_f64();
+    let create_requests = std::mem::take(&mut *requests.lock().unwrap());
+
+    // 2. Steady state: pods running with the desired hash, members reporting HS/SBS/SBS.
+    let mut steady: Vec<RedundantGroup> = Vec::with_capacity(n);
+    for g in &groups {
+        let rendered = render(&g.name_any(), &g.spec).unwrap();
+        let hash = pods_hash(g, &rendered, &defaults());
+        let items: Vec<Value> = g
+            .spec
+            .members
+            .iter()
+            .map(|m| {
+                let mut p: Pod = rdg_operator::children::pod(g, m, &rendered, &hash, &defaults());
+                p.metadata.creation_timestamp = Some(Time("2026-11-23T09:00:00Z".parse().unwrap()));
+                p.status = Some(PodStatus {
+                    phase: Some("Running".into()),
+                    ..PodStatus::default()
+                });
+                serde_json::to_value(p).unwrap()
+            })
+            .collect();
+        pods.lock()
+            .unwrap()
+            .insert(g.name_any(), Value::Array(items));
+        let mut g = g.clone();
+        let members: Vec<MemberEntry> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(k, m)| MemberEntry {
+                name: m.to_string(),
+                state: Some(if k == 0 { State::HS } else { State::SBS }),
+                epoch: Some(3),
+                net_check_ok: Some(true),
+                pod: Some(pod_name(&g.name_any(), m)),
+                last_seen: Some(Time("2026-11-23T09:59:50Z".parse().unwrap())),
+                ..MemberEntry::default()
+            })
+            .collect();
+        g.status = Some(RedundantGroupStatus {
+            members: members.clone(),
+            ..RedundantGroupStatus::default()
+        });
+        // One reconcile to settle the aggregate, then store what it wrote, as the API would.
+        reconcile(Arc::new(g.clone()), Arc::clone(&ctx))
+            .await
+            .expect("settle");
+        let written = statuses.lock().unwrap().get(&g.name_any()).cloned();
+        let mut settled: RedundantGroupStatus =
+            serde_json::from_value(written.expect("settle wrote a status")).expect("status");
+        settled.members = members;
+        g.status = Some(settled);
+        steady.push(g);
+    }
+    let _ = std::mem::take(&mut *requests.lock().unwrap());
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for g in &steady {
+            reconcile(Arc::new(g.clone()), Arc::clone(&ctx))
+                .await
+                .expect("steady reconcile");
+        }
+    }
+    let steady_s = t.elapsed().as_secs_f64();
+    let steady_requests = std::mem::take(&mut *requests.lock().unwrap());
+    let (rss_end, hwm) = rss_kb();
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    json!({
+        "groups": n,
+        "membersPerGroup": 3,
+        "create": {
+            "reconciles": n,
+            "seconds": round(create_s),
+            "reconcilesPerSecond": round(n as f64 / create_s),
+            "requests": create_requests,
+        },
+        "steady": {
+            "reconciles": n * rounds,
+            "seconds": round(steady_s),
+            "reconcilesPerSecond": round((n * rounds) as f64 / steady_s),
+            "requestsPerReconcile": round(steady_requests as f64 / (n * rounds) as f64),
+        },
+        "memory": {"rssStartKb": rss_start, "rssEndKb": rss_end, "peakRssKb": hwm},
+        "note": "in-process mock API server (tower-test) answering like the API server; the figures include its JSON work, not network latency",
+    })
+}
