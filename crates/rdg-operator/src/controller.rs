@@ -108,20 +108,39 @@ pub async fn run(
         ),
     };
     let owned = watcher::Config::default().labels(GROUP_LABEL);
-    Controller::new(groups, watcher::Config::default())
+    // Graceful shutdown lets running reconciles finish, but the controller waits for its
+    // stores first; with the API server unreachable that never happens, so give it a bound.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let controller = Controller::new(groups, watcher::Config::default())
         .owns(pods, owned.clone())
         .owns(cms, owned.clone())
         .owns(svcs, owned)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => tracing::debug!(group = %obj.name, "reconciled"),
                 Err(e) => tracing::warn!(error = %e, "reconcile failed"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = async {
+            stopped(stop_rx).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still running at shutdown; stopped anyway"),
+    }
 }
+
+/// How long running reconciles get to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn key(g: &RedundantGroup) -> String {
     format!("{}/{}", g.namespace().unwrap_or_default(), g.name_any())
