@@ -139,6 +139,24 @@ fn kubernetes_problems(spec: &RedundantGroupSpec) -> Vec<Problem> {
             );
         }
     }
+    if let Some(a) = &spec.auth {
+        let r = &a.secret_ref;
+        if r.name.trim().is_empty() {
+            add(
+                "auth.secretRef.name".to_string(),
+                "must name the Secret holding the HMAC key".to_string(),
+            );
+        }
+        if r.key.trim().is_empty() || r.key.contains('/') || r.key.starts_with('.') {
+            add(
+                "auth.secretRef.key".to_string(),
+                format!(
+                    "{:?} is not a Secret key (a file name: no '/', not starting with '.')",
+                    r.key
+                ),
+            );
+        }
+    }
     if let Some(t) = &spec.transmitter {
         for (c, ch) in t.channels.iter().enumerate() {
             for (o, obj) in ch.objects.iter().enumerate() {
@@ -201,4 +219,96 @@ pub fn hash(parts: &[&str]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(extra: serde_json::Value) -> RedundantGroupSpec {
+        let mut v = json!({
+            "networks": [{"name": "primary", "multicast": "224.0.0.35"}],
+            "members": [
+                {"name": "a", "priority": 100, "nodeName": "n1", "addresses": {"primary": "10.0.0.11"}},
+                {"name": "b", "priority": 50, "nodeName": "n2", "addresses": {"primary": "10.0.0.12"}},
+            ],
+        });
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn paths(r: Result<Rendered, Vec<Problem>>) -> Vec<String> {
+        r.expect_err("invalid")
+            .into_iter()
+            .map(|p| p.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_spec_renders_a_config_the_agent_accepts() {
+        let s = spec(json!({"auth": {"secretRef": {"name": "hmac"}}}));
+        let r = render("infocast", &s).unwrap();
+        let back = GroupConfig::from_yaml(&r.yaml).unwrap();
+        assert_eq!(back, r.config);
+        assert_eq!(back.name, "infocast");
+        assert_eq!(back.auth.unwrap().key_file, "/etc/rdg/key/key");
+        assert_eq!(r.role_file(), "/run/rdg/infocast.role");
+    }
+
+    #[test]
+    fn kubernetes_rules_name_the_spec_field() {
+        let mut s = spec(json!({"switchover": {"to": "zz"}}));
+        s.members[1].node_name = Some("n1".into());
+        assert_eq!(
+            paths(render("g", &s)),
+            ["members[1].nodeName", "switchover.to"]
+        );
+        let mut s = spec(json!({}));
+        s.members[0].node_name = None;
+        assert_eq!(paths(render("g", &s)), ["members[0].nodeName"]);
+    }
+
+    #[test]
+    fn carousel_objects_must_come_from_a_listed_config_map() {
+        let tx = |source: &str| {
+            spec(
+                json!({"transmitter": {"configMaps": ["objs"], "channels": [{
+                "address": "224.2.2.2", "port": 22222, "bitRate": "2Mbit",
+                "objects": [{"name": "o", "source": source}]}]}}),
+            )
+        };
+        assert!(render("g", &tx("/var/lib/rdg/objects/objs/o")).is_ok());
+        for bad in [
+            "/etc/passwd",
+            "/var/lib/rdg/objects/other/o",
+            "/var/lib/rdg/objects/objs/",
+        ] {
+            assert_eq!(
+                paths(render("g", &tx(bad))),
+                ["transmitter.channels[0].objects[0].source"],
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn core_rules_keep_their_paths_and_the_key_file_maps_to_the_secret() {
+        let mut s = spec(json!({"auth": {"secretRef": {"name": "hmac", "key": ""}}}));
+        s.heartbeat.timeout = rdg_core::Dur::from_millis(50);
+        let p = paths(render("g", &s));
+        assert!(p.contains(&"heartbeat.timeout".to_string()), "{p:?}");
+        assert!(p.contains(&"auth.secretRef.key".to_string()), "{p:?}");
+        assert!(p.iter().all(|p| !p.starts_with("auth.keyFile")), "{p:?}");
+        assert_eq!(spec_path("auth.keyFile"), "auth.secretRef.key");
+    }
+
+    #[test]
+    fn the_hash_changes_with_any_part() {
+        assert_ne!(hash(&["ab", "c"]), hash(&["a", "bc"]));
+        assert_eq!(hash(&["x"]), hash(&["x"]));
+        assert_eq!(hash(&["x"]).len(), 16);
+    }
 }
