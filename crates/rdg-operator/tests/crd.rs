@@ -57,7 +57,9 @@ fn structural_problems(node: &Value, at: &str, out: &mut Vec<String>) {
         out.push(format!("{at}: uniqueItems"));
     }
     if obj.contains_key("additionalProperties") && obj.contains_key("properties") {
-        out.push(format!("{at}: additionalProperties together with properties"));
+        out.push(format!(
+            "{at}: additionalProperties together with properties"
+        ));
     }
     for junction in ["anyOf", "oneOf", "allOf", "not"] {
         if let Some(branches) = obj.get(junction) {
@@ -68,7 +70,13 @@ fn structural_problems(node: &Value, at: &str, out: &mut Vec<String>) {
                 other => vec![other],
             };
             while let Some(b) = stack.pop() {
-                for k in ["type", "$ref", "additionalProperties", "default", "nullable"] {
+                for k in [
+                    "type",
+                    "$ref",
+                    "additionalProperties",
+                    "default",
+                    "nullable",
+                ] {
                     if b.get(k).is_some() {
                         out.push(format!("{at}.{junction}: carries `{k}`"));
                     }
@@ -123,7 +131,11 @@ fn structural_problems(node: &Value, at: &str, out: &mut Vec<String>) {
 fn schema_is_structural() {
     let mut problems = Vec::new();
     structural_problems(&schema(), "", &mut problems);
-    assert!(problems.is_empty(), "non-structural schema:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "non-structural schema:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -157,7 +169,10 @@ fn assert_list_map(path: &[&str], key: &str) {
     assert_eq!(node["type"], "array", "{at}");
     assert_eq!(node["x-kubernetes-list-type"], "map", "{at}");
     assert_eq!(node["x-kubernetes-list-map-keys"], json!([key]), "{at}");
-    let required = node["items"]["required"].as_array().cloned().unwrap_or_default();
+    let required = node["items"]["required"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(required.contains(&json!(key)), "{at}: `{key}` not required");
 }
 
@@ -237,7 +252,10 @@ fn printer_columns() {
                 node = &node["items"];
             }
         }
-        assert!(node.get("type").is_some(), "column {name}: {path} not in the schema");
+        assert!(
+            node.get("type").is_some(),
+            "column {name}: {path} not in the schema"
+        );
     }
 }
 
@@ -261,7 +279,10 @@ fn collect_rules(node: &Value, out: &mut Vec<Value>) {
 fn every_cel_rule_has_a_message() {
     let mut rules = Vec::new();
     collect_rules(&schema(), &mut rules);
-    assert!(rules.len() >= 3, "expected the spec's rules, got {rules:#?}");
+    assert!(
+        rules.len() >= 3,
+        "expected the spec's rules, got {rules:#?}"
+    );
     for r in &rules {
         let message = r["message"].as_str().unwrap_or_default();
         assert!(!message.trim().is_empty(), "rule without a message: {r}");
@@ -310,7 +331,10 @@ fn cel_interval_must_be_shorter_than_timeout() {
 
     s["heartbeat"]["interval"] = json!("2s");
     s["heartbeat"]["timeout"] = json!("1500ms");
-    assert!(cel(&s).is_err(), "2s > 1500ms (mixed units) must be rejected");
+    assert!(
+        cel(&s).is_err(),
+        "2s > 1500ms (mixed units) must be rejected"
+    );
 }
 
 #[test]
@@ -364,7 +388,10 @@ fn unknown_field_names_the_field() {
         "{GROUP_HEAD}  members:\n    - name: ics-a\n      priority: 100\n  heartbeat:\n    intervall: 100ms\n"
     );
     let err = parse_group_yaml(&bad).expect_err("a misspelled heartbeat key must fail");
-    assert!(err.contains("spec.heartbeat") && err.contains("intervall"), "{err}");
+    assert!(
+        err.contains("spec.heartbeat") && err.contains("intervall"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -388,7 +415,11 @@ fn lost_keys(original: &Value, reserialized: &Value, at: &str, out: &mut Vec<Str
     match (original, reserialized) {
         (Value::Object(o), Value::Object(r)) => {
             for (k, v) in o {
-                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
                 match r.get(k) {
                     Some(rv) => lost_keys(v, rv, &path, out),
                     None => out.push(format!("{path}: unknown or ignored key")),
@@ -416,7 +447,11 @@ where
     let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     let mut lost = Vec::new();
     lost_keys(value, &back, "", &mut lost);
-    if lost.is_empty() { Ok(typed) } else { Err(lost.join("; ")) }
+    if lost.is_empty() {
+        Ok(typed)
+    } else {
+        Err(lost.join("; "))
+    }
 }
 
 #[test]
@@ -482,7 +517,10 @@ fn examples_parse_strictly_and_validate() {
         "three-member-two-networks.yaml",
         "two-member.yaml",
     ] {
-        assert!(names.iter().any(|n| n == expected), "missing example {expected}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "missing example {expected}"
+        );
     }
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read example");
@@ -500,8 +538,7 @@ fn examples_parse_strictly_and_validate() {
                     let name = g.metadata.name.clone().expect("group has a name");
                     let config = core_config(&name, &g.spec);
                     if let Err(problems) = config.validate() {
-                        let lines: Vec<String> =
-                            problems.iter().map(ToString::to_string).collect();
+                        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
                         panic!("{at}: invalid group config:\n{}", lines.join("\n"));
                     }
                     if let Err(e) = RedundantGroupSpec::validate_cel(&value["spec"], None) {
@@ -517,7 +554,12 @@ fn examples_parse_strictly_and_validate() {
                 panic!("{at} ({kind}): {e}");
             }
         }
-        assert_eq!(groups, 1, "{}: one RedundantGroup per example", file.display());
+        assert_eq!(
+            groups,
+            1,
+            "{}: one RedundantGroup per example",
+            file.display()
+        );
     }
 }
 
@@ -538,13 +580,19 @@ fn check_example_group(at: &str, g: &RedundantGroup, text: &str) {
         let t = s.transmitter.as_ref().expect("built-in carousel");
         assert!(!t.channels.is_empty() && !t.config_maps.is_empty(), "{at}");
         for cm in &t.config_maps {
-            assert!(text.contains(&format!("name: {cm}\n")), "{at}: ConfigMap {cm} not defined");
+            assert!(
+                text.contains(&format!("name: {cm}\n")),
+                "{at}: ConfigMap {cm} not defined"
+            );
         }
     } else if at.contains("three-member-two-networks.yaml") {
         assert_eq!(s.members.len(), 3, "{at}");
         assert_eq!(s.networks.len(), 2, "{at}");
         assert!(!s.net_check.targets.is_empty(), "{at}: net check");
-        assert!(s.members.iter().any(|m| m.priority == 0), "{at}: priority-0 member");
+        assert!(
+            s.members.iter().any(|m| m.priority == 0),
+            "{at}: priority-0 member"
+        );
     } else if at.contains("gated-transmitter.yaml") {
         let t = s.transmitter.as_ref().expect("transmitter");
         assert!(t.container.is_some(), "{at}: gated container");
