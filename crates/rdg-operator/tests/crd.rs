@@ -598,3 +598,22 @@ fn check_example_group(at: &str, g: &RedundantGroup, text: &str) {
         assert!(t.container.is_some(), "{at}: gated container");
     }
 }
+
+#[test]
+fn cel_interval_rule_skips_compound_durations() {
+    // The server-side rule only compares single-unit durations (`100ms`, `2s`, `1m`); a
+    // compound one such as `1s 500ms` (how rdg prints 1.5 s) passes the CEL rule and is left
+    // to rdg-core validation, reported by the controller. Pin that so a change is noticed.
+    let mut s = base_spec();
+    s["heartbeat"]["interval"] = json!("1s 500ms");
+    s["heartbeat"]["timeout"] = json!("500ms");
+    assert_eq!(cel(&s), Ok(()));
+    let spec: RedundantGroupSpec = serde_json::from_value(s).unwrap();
+    let problems = core_config("infocast", &spec)
+        .validate()
+        .expect_err("rdg-core rejects it");
+    assert!(
+        problems.iter().any(|p| p.path.starts_with("heartbeat")),
+        "{problems:?}"
+    );
+}
