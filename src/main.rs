@@ -39,6 +39,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Run the Kubernetes operator: one host-network pod per member of each RedundantGroup.
     Controller(cmd::controller::Args),
+    /// Print the RedundantGroup CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
     /// Copy this binary into a directory (member pods hand it to a gated transmitter).
     Install(cmd::install::Args),
 }
@@ -56,5 +58,6 @@ fn main() -> ExitCode {
         Command::Receive(args) => cmd::receive::run(&args),
         Command::Controller(args) => cmd::controller::run(&args),
         Command::Install(args) => cmd::install::run(&args),
+        Command::Crd => cmd::crd::run(),
     }
 }

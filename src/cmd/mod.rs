@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod check_config;
 pub mod controller;
+pub mod crd;
 pub mod demo;
 pub mod demo_real;
 pub mod gate;
