@@ -473,38 +473,6 @@ fn example_files() -> Vec<PathBuf> {
     files
 }
 
-/// The rdg-core group configuration that the spec's overlapping keys describe. The
-/// Kubernetes-only keys are dropped, the HMAC Secret becomes the key file the pod mounts, and
-/// the built-in transmitter keeps only its channels.
-fn core_config(name: &str, spec: &RedundantGroupSpec) -> rdg_core::config::GroupConfig {
-    let mut v = serde_json::to_value(spec).expect("spec serializes");
-    let o = v.as_object_mut().expect("spec is an object");
-    for k in [
-        "image",
-        "imagePullPolicy",
-        "resources",
-        "tolerations",
-        "service",
-        "switchover",
-    ] {
-        o.remove(k);
-    }
-    o.entry("name").or_insert_with(|| json!(name));
-    for m in o["members"].as_array_mut().expect("members") {
-        let m = m.as_object_mut().expect("member");
-        m.remove("nodeName");
-        m.remove("nodeSelector");
-    }
-    if o.remove("auth").is_some() {
-        o.insert("auth".into(), json!({"keyFile": "/etc/rdg/key/key"}));
-    }
-    match spec.carousel() {
-        Some(t) => o.insert("transmitter".into(), serde_json::to_value(t).unwrap()),
-        None => o.remove("transmitter"),
-    };
-    serde_json::from_value(v).expect("the overlapping keys form a GroupConfig")
-}
-
 #[test]
 fn examples_parse_strictly_and_validate() {
     let files = example_files();
@@ -536,10 +504,10 @@ fn examples_parse_strictly_and_validate() {
                 "RedundantGroup" => strict_parse::<RedundantGroup>(&value).map(|g| {
                     groups += 1;
                     let name = g.metadata.name.clone().expect("group has a name");
-                    let config = core_config(&name, &g.spec);
-                    if let Err(problems) = config.validate() {
+                    // The controller's own rendering and checks (rdg-core's plus Kubernetes').
+                    if let Err(problems) = rdg_operator::render::render(&name, &g.spec) {
                         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                        panic!("{at}: invalid group config:\n{}", lines.join("\n"));
+                        panic!("{at}: invalid group spec:\n{}", lines.join("\n"));
                     }
                     if let Err(e) = RedundantGroupSpec::validate_cel(&value["spec"], None) {
                         panic!("{at}: CEL rules reject the spec: {e}");
@@ -609,9 +577,8 @@ fn cel_interval_rule_skips_compound_durations() {
     s["heartbeat"]["timeout"] = json!("500ms");
     assert_eq!(cel(&s), Ok(()));
     let spec: RedundantGroupSpec = serde_json::from_value(s).unwrap();
-    let problems = core_config("infocast", &spec)
-        .validate()
-        .expect_err("rdg-core rejects it");
+    let problems = rdg_operator::render::render("infocast", &spec)
+        .expect_err("the controller's checks reject it");
     assert!(
         problems.iter().any(|p| p.path.starts_with("heartbeat")),
         "{problems:?}"
