@@ -145,9 +145,13 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
-/// Capabilities NET_ADMIN (VIPs) and NET_RAW (ARP, ICMP) only; everything else dropped.
+/// Capabilities NET_ADMIN (VIPs) and NET_RAW (ARP, ICMP) only; everything else dropped. It
+/// runs as uid 0 whatever the image says: Kubernetes grants added capabilities only to root
+/// (there are no ambient capabilities for other users).
 fn agent_security() -> SecurityContext {
     SecurityContext {
+        run_as_user: Some(0),
+        run_as_non_root: Some(false),
         capabilities: Some(Capabilities {
             add: Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()]),
             drop: Some(vec!["ALL".to_string()]),
