@@ -87,7 +87,7 @@ impl HotHistory {
     /// Notes that `member`, the hot member, was lost `silent_for` after its last heartbeat
     /// (`left`: it announced a graceful stop, so there was nothing to detect).
     pub fn hot_lost(&mut self, member: &str, silent_for: Duration, left: bool) {
-        let ms = (!left).then(|| silent_for.as_millis() as u64);
+        let ms = (!left).then_some(silent_for.as_millis() as u64);
         self.lost = Some((member.to_string(), ms));
     }
 

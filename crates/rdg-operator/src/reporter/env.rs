@@ -47,15 +47,15 @@ pub enum EnvError {
 }
 
 impl K8sEnv {
-    /// Reads the process environment: `Ok(None)` when `RDG_K8S_GROUP` is unset (bare-metal
-    /// mode), an error when it is set but the rest is missing or invalid.
+    /// Reads the process environment: `Ok(None)` when `RDG_K8S_GROUP` is unset or empty
+    /// (bare-metal mode), an error when it is set but the rest is missing or invalid.
     pub fn from_env() -> Result<Option<K8sEnv>, EnvError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Like [`K8sEnv::from_env`], with the variables from `get` (for tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<K8sEnv>, EnvError> {
-        let Some(group) = get(ENV_GROUP) else {
+        let Some(group) = get(ENV_GROUP).filter(|g| !g.is_empty()) else {
             return Ok(None);
         };
         let var = |name: &'static str, value: Option<String>| -> Result<String, EnvError> {
@@ -136,11 +136,8 @@ mod tests {
     }
 
     #[test]
-    fn empty_or_invalid_values_are_errors() {
-        assert_eq!(
-            K8sEnv::from_lookup(lookup(&[(ENV_GROUP, "")])),
-            Err(EnvError::Missing(ENV_GROUP))
-        );
+    fn empty_group_is_off_and_invalid_values_are_errors() {
+        assert_eq!(K8sEnv::from_lookup(lookup(&[(ENV_GROUP, "")])), Ok(None));
         assert!(matches!(
             K8sEnv::from_lookup(lookup(&[
                 (ENV_GROUP, "Info_Cast"),

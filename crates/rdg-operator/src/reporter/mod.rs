@@ -43,7 +43,6 @@ pub enum ReporterError {
 pub struct ReporterThread {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::mpsc::Receiver<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ReporterThread {
@@ -58,7 +57,7 @@ impl ReporterThread {
         let client = rt.block_on(kube::Client::try_default())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("rdg-k8s-reporter".into())
             .spawn(move || {
                 rt.block_on(run::run(client, cfg, async {
@@ -69,20 +68,18 @@ impl ReporterThread {
         Ok(ReporterThread {
             stop: Some(stop_tx),
             done,
-            thread: Some(thread),
         })
     }
 
-    /// Stops the reporter, waiting at most `wait` for it (an API call in flight is abandoned
-    /// after that: the process is ending anyway).
+    /// Stops the reporter, waiting at most `wait` for its loops to end. The thread is then
+    /// left to tear its runtime down on its own (an API call in flight is abandoned): the
+    /// process is ending, and joining it could only delay the exit.
     pub fn stop(mut self, wait: Duration) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if self.done.recv_timeout(wait).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
+        if self.done.recv_timeout(wait).is_err() {
+            tracing::warn!("the Kubernetes reporter did not stop in time; leaving it");
         }
     }
 }
