@@ -3,12 +3,23 @@
 //! problem, 1 when the host cannot run the member (address not local, no capability, port
 //! taken). With a `transmitter` section the agent also runs the carousel (unless
 //! `--no-transmit`), on its own thread, gated by the role file it writes.
+//!
+//! Kubernetes mode: with `RDG_K8S_GROUP` (and `RDG_K8S_NAMESPACE`, `RDG_K8S_POD`,
+//! `RDG_K8S_NODE`) set, the agent also runs the reporter of `rdg_operator::reporter` on its own
+//! thread: it mirrors this member into the RedundantGroup's status, labels the pod with its
+//! role, publishes Events and carries out switchovers the controller asks for. It is
+//! best-effort and off the data path; without the variables nothing changes.
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
 use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
+use rdg_operator::reporter::{K8sEnv, ReporterConfig, ReporterThread};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long shutdown waits for the reporter (after the graceful hand-over is done).
+const REPORTER_STOP_WAIT: Duration = Duration::from_millis(300);
 
 /// Arguments of `rdg agent`.
 #[derive(Debug, clap::Args)]
@@ -60,6 +71,32 @@ pub fn run(args: &Args) -> ExitCode {
         member,
         config: cfg,
     };
+    // Kubernetes mode: the reporter reads this agent's /status over loopback, on its own
+    // thread and runtime, so a slow API server never touches the agent loop.
+    let reporter = match K8sEnv::from_env() {
+        Ok(None) => None,
+        Ok(Some(env)) => {
+            tracing::info!(
+                group = %env.group,
+                namespace = %env.namespace,
+                pod = %env.pod,
+                node = %env.node,
+                "Kubernetes mode: reporting this member into its RedundantGroup"
+            );
+            let cfg = ReporterConfig::new(env, opts.member.clone(), opts.status_listen);
+            match ReporterThread::spawn(cfg) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("rdg agent: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("rdg agent: Kubernetes mode: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // The carousel runs on its own thread and runtime, gated by the role file this agent
     // writes, so its traffic never delays heartbeats.
     let carousel = match (&opts.config.transmitter, args.no_transmit) {
@@ -89,6 +126,10 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let result = rt.block_on(run_agent(opts, super::stop_signal()));
+    // The hand-over is done: stopping the reporter now cannot delay it.
+    if let Some(r) = reporter {
+        r.stop(REPORTER_STOP_WAIT);
+    }
     if let Some(t) = carousel {
         t.stop();
     }

@@ -150,6 +150,7 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         vips,
         vip_attempt: Duration::ZERO,
         vip_refresh: Duration::ZERO,
+        hot_history: crate::status::HotHistory::default(),
     };
     if let Some(v) = agent.vips.as_mut() {
         v.remove_leftovers().await;
@@ -211,6 +212,8 @@ struct Agent {
     vip_attempt: Duration,
     /// When the VIPs were last announced (for `garp.refresh`).
     vip_refresh: Duration,
+    /// When and why this member last became hot (`lastBecameHot` in `/status`).
+    hot_history: crate::status::HotHistory,
 }
 
 /// How often a hot member retries adding a VIP it could not add.
@@ -519,6 +522,8 @@ impl Agent {
                     previous = previous.as_deref().unwrap_or("-"),
                     "became HOT"
                 );
+                let from = previous.as_deref();
+                self.hot_history.became_hot(epoch, reason, from);
                 self.notifier.send(NotifyEvent::Hot, epoch, reason.as_str());
             }
             Event::Released { reason } => {
@@ -529,6 +534,7 @@ impl Agent {
                 silent_for,
                 left,
             } => {
+                self.hot_history.hot_lost(&member, silent_for, left);
                 if left {
                     tracing::warn!(%member, "hot member left the group");
                 } else {
@@ -703,6 +709,7 @@ impl Agent {
                         .collect()
                 })
                 .unwrap_or_default(),
+            last_became_hot: self.hot_history.last().cloned(),
         }
     }
 }

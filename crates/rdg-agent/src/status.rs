@@ -49,6 +49,80 @@ pub struct StatusReport {
     pub members: Vec<MemberStatus>,
     /// The group's virtual IPs on this member.
     pub vips: Vec<VipStatus>,
+    /// When and why this member last became hot (None: not since the agent started). The
+    /// Kubernetes reporter turns an unplanned one into the member's `lastTakeover`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_became_hot: Option<LastBecameHot>,
+}
+
+/// When and why a member last became hot, as `/status` reports it (`lastBecameHot`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastBecameHot {
+    /// The member that was hot before (None: none was known).
+    pub from: Option<String>,
+    /// `election`, `takeover`, `handover` or `standalone`.
+    pub reason: String,
+    /// True for a planned hand-over (operator switchover, preemption, graceful stop).
+    pub planned: bool,
+    /// Epoch of the new term.
+    pub epoch: u64,
+    /// Wall-clock time it became hot, in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// How long after the old hot member's last heartbeat its loss was detected, in ms (None:
+    /// no member was lost, e.g. a start-up election, a hand-over or a graceful leave).
+    pub detection_ms: Option<u64>,
+}
+
+/// Remembers the last loss of the hot member and the last time this member became hot, fed by
+/// the election core's `HotLost` and `BecameHot` events, so `/status` can say when and why.
+#[derive(Debug, Default)]
+pub struct HotHistory {
+    /// The hot member lost most recently, and its detection time (None when it left).
+    lost: Option<(String, Option<u64>)>,
+    last: Option<LastBecameHot>,
+}
+
+impl HotHistory {
+    /// Notes that `member`, the hot member, was lost `silent_for` after its last heartbeat
+    /// (`left`: it announced a graceful stop, so there was nothing to detect).
+    pub fn hot_lost(&mut self, member: &str, silent_for: Duration, left: bool) {
+        let ms = (!left).then_some(silent_for.as_millis() as u64);
+        self.lost = Some((member.to_string(), ms));
+    }
+
+    /// Notes that this member became hot now.
+    pub fn became_hot(
+        &mut self,
+        epoch: u64,
+        reason: rdg_core::election::HotReason,
+        previous: Option<&str>,
+    ) {
+        use rdg_core::election::HotReason;
+        let detection_ms = self
+            .lost
+            .take()
+            .filter(|(m, _)| Some(m.as_str()) == previous)
+            .and_then(|(_, ms)| ms);
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last = Some(LastBecameHot {
+            from: previous.map(str::to_string),
+            reason: reason.as_str().to_string(),
+            planned: reason == HotReason::Handover,
+            epoch,
+            unix_ms,
+            detection_ms: (reason == HotReason::Takeover)
+                .then_some(detection_ms)
+                .flatten(),
+        });
+    }
+
+    /// The last time this member became hot, if it did.
+    pub fn last(&self) -> Option<&LastBecameHot> {
+        self.last.as_ref()
+    }
 }
 
 /// One VIP on this member.
@@ -225,5 +299,60 @@ async fn switchover(AxState(s): AxState<Shared>, Query(q): Query<SwitchoverQuery
             .into_response(),
         Ok(Err(why)) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdg_core::election::HotReason;
+
+    #[test]
+    fn a_takeover_carries_the_detection_time_of_the_lost_member() {
+        let mut h = HotHistory::default();
+        assert_eq!(h.last(), None);
+        h.hot_lost("ics-a", Duration::from_millis(510), false);
+        h.became_hot(3, HotReason::Takeover, Some("ics-a"));
+        let last = h.last().unwrap();
+        assert_eq!(last.from.as_deref(), Some("ics-a"));
+        assert_eq!(last.reason, "takeover");
+        assert!(!last.planned);
+        assert_eq!(last.epoch, 3);
+        assert_eq!(last.detection_ms, Some(510));
+        assert!(last.unix_ms > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn a_hand_over_is_planned_and_a_graceful_leave_has_no_detection_time() {
+        let mut h = HotHistory::default();
+        h.became_hot(2, HotReason::Handover, Some("ics-a"));
+        assert!(h.last().unwrap().planned);
+        assert_eq!(h.last().unwrap().detection_ms, None);
+        h.hot_lost("ics-c", Duration::from_millis(20), true);
+        h.became_hot(4, HotReason::Takeover, Some("ics-c"));
+        assert_eq!(h.last().unwrap().detection_ms, None);
+        assert!(!h.last().unwrap().planned);
+    }
+
+    #[test]
+    fn reports_without_the_new_field_still_parse() {
+        let mut v = serde_json::json!({
+            "group": "g", "member": "a", "state": "SBS", "temporal": "iNone", "epoch": 1,
+            "hot": null, "priority": 1, "leaseRemainingMs": null,
+            "netCheck": {"enabled": false, "ok": null, "targets": []},
+            "networks": [], "members": [], "vips": []
+        });
+        let r: StatusReport = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(r.last_became_hot, None);
+        assert!(
+            serde_json::to_value(&r)
+                .unwrap()
+                .get("lastBecameHot")
+                .is_none()
+        );
+        v["lastBecameHot"] = serde_json::json!({"from": null, "reason": "election",
+            "planned": false, "epoch": 1, "unixMs": 5, "detectionMs": null});
+        let r: StatusReport = serde_json::from_value(v).unwrap();
+        assert_eq!(r.last_became_hot.unwrap().reason, "election");
     }
 }

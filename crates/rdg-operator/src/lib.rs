@@ -9,6 +9,7 @@ pub mod controller;
 pub mod http;
 pub mod metrics;
 pub mod render;
+pub mod reporter;
 pub mod resource;
 pub mod rollout;
 pub mod status;

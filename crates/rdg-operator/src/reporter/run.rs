@@ -1,0 +1,341 @@
+//! The reporter's I/O: five small loops joined on one current-thread runtime. One polls the
+//! local agent and decides (with the pure pieces) what to write; the others each do one kind
+//! of API call — the member entry, the pod's role label, Events, the switchover watch. Writes
+//! are coalesced through `watch` channels (only the newest value is ever sent, one request in
+//! flight per kind), spaced by a minimum gap, and retried with exponential back-off on errors,
+//! so a slow or absent API server costs the agent nothing.
+
+use super::agent_client::AgentClient;
+use super::entry::EntryTracker;
+use super::env::K8sEnv;
+use super::notices::{Notice, Severity, transition_notices};
+use super::switchover::SwitchoverTrigger;
+use crate::RedundantGroup;
+use crate::children::ROLE_LABEL;
+use crate::status::MemberEntry;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource};
+use rdg_core::State;
+use serde_json::json;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Timing of the reporter; the defaults suit production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// How often the agent's `/status` is read.
+    pub poll: Duration,
+    /// Timeout of one request to the local agent.
+    pub agent_timeout: Duration,
+    /// Least time between two writes of one kind (member entry, pod label): at most ~5/s.
+    pub min_write_gap: Duration,
+    /// The member entry is written at least this often, for `lastSeen`.
+    pub refresh: Duration,
+    /// First retry delay after an API error; doubles per failure.
+    pub backoff_start: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How often the group is read for switchover requests.
+    pub group_poll: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            poll: Duration::from_millis(250),
+            agent_timeout: Duration::from_millis(200),
+            min_write_gap: Duration::from_millis(200),
+            refresh: Duration::from_secs(30),
+            backoff_start: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            group_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the reporter needs to know.
+#[derive(Debug, Clone)]
+pub struct ReporterConfig {
+    /// Where the member lives in Kubernetes.
+    pub env: K8sEnv,
+    /// The member's name (the agent's `--member`).
+    pub member: String,
+    /// The agent's local endpoint (`status.listen`).
+    pub agent: SocketAddr,
+    /// Timing.
+    pub tuning: Tuning,
+}
+
+impl ReporterConfig {
+    /// A configuration with the default timing.
+    pub fn new(env: K8sEnv, member: String, agent: SocketAddr) -> ReporterConfig {
+        ReporterConfig {
+            env,
+            member,
+            agent,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+/// The field manager of a member's own writes: `rdg-member-<member>`.
+pub fn field_manager(member: &str) -> String {
+    format!("rdg-member-{member}")
+}
+
+/// The role label value for a state: `hot` while HS, `standby` otherwise.
+pub fn role_of(state: State) -> &'static str {
+    if state == State::HS { "hot" } else { "standby" }
+}
+
+/// Exponential back-off between `start` and `max`.
+#[derive(Debug)]
+struct Backoff {
+    start: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(t: &Tuning) -> Backoff {
+        Backoff {
+            start: t.backoff_start,
+            max: t.backoff_max,
+            next: t.backoff_start,
+        }
+    }
+    fn failed(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+    fn reset(&mut self) {
+        self.next = self.start;
+    }
+}
+
+/// Runs the reporter until `stop` completes. Never fails: every error is logged and retried.
+pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output = ()>) {
+    let t = &cfg.tuning;
+    let env = &cfg.env;
+    let agent = AgentClient::new(cfg.agent, t.agent_timeout);
+    let manager = field_manager(&cfg.member);
+    let groups: Api<RedundantGroup> = Api::namespaced(client.clone(), &env.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &env.namespace);
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "rdg-agent".into(),
+            instance: Some(env.pod.clone()),
+        },
+    );
+    let (entry_tx, entry_rx) = watch::channel(None::<MemberEntry>);
+    let (role_tx, role_rx) = watch::channel(None::<&'static str>);
+    let (state_tx, state_rx) = watch::channel(None::<State>);
+    let (regarding_tx, regarding_rx) = watch::channel(ObjectReference {
+        api_version: Some("rdg.infocast.io/v1alpha1".into()),
+        kind: Some("RedundantGroup".into()),
+        name: Some(env.group.clone()),
+        namespace: Some(env.namespace.clone()),
+        ..ObjectReference::default()
+    });
+    let (event_tx, event_rx) = mpsc::channel::<Notice>(32);
+
+    let poll = poll_agent(&cfg, &agent, entry_tx, role_tx, state_tx, event_tx);
+    let entries = keep_applied(entry_rx, t, "member status", |entry: MemberEntry| {
+        let body = json!({
+            "apiVersion": "rdg.infocast.io/v1alpha1",
+            "kind": "RedundantGroup",
+            "metadata": {"name": env.group},
+            "status": {"members": [entry]},
+        });
+        let (groups, pp) = (&groups, PatchParams::apply(&manager).force());
+        async move {
+            groups
+                .patch_status(&env.group, &pp, &Patch::Apply(&body))
+                .await
+                .map(drop)
+        }
+    });
+    let labels = keep_applied(role_rx, t, "pod role label", |role: &'static str| {
+        let body = json!({"metadata": {"labels": {ROLE_LABEL: role}}});
+        let pp = PatchParams {
+            field_manager: Some(manager.clone()),
+            ..PatchParams::default()
+        };
+        let pods = &pods;
+        async move {
+            pods.patch(&env.pod, &pp, &Patch::Merge(&body))
+                .await
+                .map(drop)
+        }
+    });
+    let events = publish_events(event_rx, &recorder, regarding_rx, t);
+    let switchover = watch_switchover(&cfg, &groups, &agent, state_rx, regarding_tx);
+    tokio::select! {
+        () = stop => tracing::info!("Kubernetes reporter stopped"),
+        _ = async { tokio::join!(poll, entries, labels, events, switchover) } => {}
+    }
+}
+
+/// Reads the agent's report every poll period and hands out what is to be written.
+async fn poll_agent(
+    cfg: &ReporterConfig,
+    agent: &AgentClient,
+    entry_tx: watch::Sender<Option<MemberEntry>>,
+    role_tx: watch::Sender<Option<&'static str>>,
+    state_tx: watch::Sender<Option<State>>,
+    event_tx: mpsc::Sender<Notice>,
+) {
+    let mut tracker = EntryTracker::new(&cfg.env.pod, &cfg.env.node, cfg.tuning.refresh);
+    let mut prev = None;
+    let mut agent_ok = true;
+    let mut tick = tokio::time::interval(cfg.tuning.poll);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let report = match agent.status().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Normal while the agent starts; worth a warning once it had answered.
+                if agent_ok && prev.is_some() {
+                    tracing::warn!(error = %e, "cannot read the agent's status");
+                } else {
+                    tracing::debug!(error = %e, "cannot read the agent's status");
+                }
+                agent_ok = false;
+                continue;
+            }
+        };
+        agent_ok = true;
+        let now = Instant::now().into_std();
+        if let Some(entry) = tracker.observe(&report, now, Timestamp::now()) {
+            entry_tx.send_replace(Some(entry));
+        }
+        let role = role_of(report.state);
+        role_tx.send_if_modified(|r| {
+            let changed = *r != Some(role);
+            *r = Some(role);
+            changed
+        });
+        state_tx.send_replace(Some(report.state));
+        for n in transition_notices(prev.as_ref(), &report) {
+            if event_tx.try_send(n).is_err() {
+                tracing::warn!("too many Events queued: one dropped");
+            }
+        }
+        prev = Some(report);
+    }
+}
+
+/// Applies the newest value of `rx` whenever it changes: one request in flight, at least
+/// `min_write_gap` apart, retried with back-off (always with the newest value) on errors.
+async fn keep_applied<T, F, Fut>(
+    mut rx: watch::Receiver<Option<T>>,
+    t: &Tuning,
+    what: &str,
+    mut apply: F,
+) where
+    T: Clone,
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = Result<(), kube::Error>>,
+{
+    let mut backoff = Backoff::new(t);
+    while rx.changed().await.is_ok() {
+        loop {
+            let Some(value) = rx.borrow_and_update().clone() else {
+                break;
+            };
+            match apply(value).await {
+                Ok(()) => {
+                    backoff.reset();
+                    tokio::time::sleep(t.min_write_gap).await;
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.failed();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot write the {what}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes queued Events about the group; on errors waits (back-off) and goes on with the
+/// next one: Events are best-effort.
+async fn publish_events(
+    mut rx: mpsc::Receiver<Notice>,
+    recorder: &Recorder,
+    regarding: watch::Receiver<ObjectReference>,
+    t: &Tuning,
+) {
+    let mut backoff = Backoff::new(t);
+    while let Some(n) = rx.recv().await {
+        let ev = Event {
+            type_: match n.severity {
+                Severity::Normal => EventType::Normal,
+                Severity::Warning => EventType::Warning,
+            },
+            reason: n.reason.to_string(),
+            note: Some(n.note.clone()),
+            action: "Report".to_string(),
+            secondary: None,
+        };
+        let reference = regarding.borrow().clone();
+        match recorder.publish(&ev, &reference).await {
+            Ok(()) => backoff.reset(),
+            Err(e) => {
+                let delay = backoff.failed();
+                tracing::warn!(error = %e, reason = n.reason, "cannot publish an Event");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Reads the group every `group_poll`; passes a pending switchover for another member to
+/// this (hot) member's agent, once per request.
+async fn watch_switchover(
+    cfg: &ReporterConfig,
+    groups: &Api<RedundantGroup>,
+    agent: &AgentClient,
+    state: watch::Receiver<Option<State>>,
+    regarding: watch::Sender<ObjectReference>,
+) {
+    let mut trigger = SwitchoverTrigger::default();
+    let mut backoff = Backoff::new(&cfg.tuning);
+    let mut tick = tokio::time::interval(cfg.tuning.group_poll);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let group = match groups.get(&cfg.env.group).await {
+            Ok(g) => {
+                backoff.reset();
+                g
+            }
+            Err(e) => {
+                let delay = backoff.failed();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot read the RedundantGroup");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        regarding.send_replace(group.object_ref(&()));
+        let my_state = *state.borrow();
+        let Some(to) = trigger.check(group.status.as_ref(), &cfg.member, my_state) else {
+            continue;
+        };
+        tracing::info!(%to, "switchover requested through the RedundantGroup: asking the agent to hand over");
+        match agent.switchover(&to).await {
+            Ok(answer) => tracing::info!(%to, %answer, "switchover accepted by the agent"),
+            Err(e) => tracing::warn!(%to, error = %e, "switchover not accepted by the agent"),
+        }
+    }
+}
