@@ -29,7 +29,9 @@ pub fn member_entry(report: &StatusReport, pod: &str, node: &str) -> MemberEntry
         last_takeover: report
             .last_became_hot
             .as_ref()
-            .filter(|h| !h.planned)
+            // Only taking over from a hot member that was lost or left is a failover; the first
+            // election and standalone mode are not.
+            .filter(|h| !h.planned && h.reason == "takeover")
             .map(|h| takeover(&report.member, h)),
     }
 }
@@ -232,9 +234,18 @@ mod tests {
         r.last_became_hot = Some(LastBecameHot {
             planned: true,
             reason: "handover".into(),
-            ..h
+            ..h.clone()
         });
         assert_eq!(member_entry(&r, "p", "n").last_takeover, None);
+        for first in ["election", "standalone"] {
+            r.last_became_hot = Some(LastBecameHot {
+                from: None,
+                reason: first.into(),
+                detection_ms: None,
+                ..h.clone()
+            });
+            assert_eq!(member_entry(&r, "p", "n").last_takeover, None, "{first}");
+        }
     }
 
     #[test]
