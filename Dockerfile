@@ -12,7 +12,9 @@
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
-# ring (rustls' crypto) compiles C: musl-gcc for the static target.
+# ring (rustls' crypto) compiles C: musl-gcc for the static target. The version is the one of
+# the Debian release the pinned Rust image is built on.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools \
     && rm -rf /var/lib/apt/lists/* \
@@ -28,6 +30,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/x86_64-unknown-linux-musl/release/rdg /out/rdg \
     && /out/rdg --version
 
+# distroless publishes rolling tags only; pin a digest (…@sha256:…) for reproducible releases.
+# hadolint ignore=DL3007
 FROM gcr.io/distroless/static-debian12:latest
 LABEL org.opencontainers.image.title="rdg" \
       org.opencontainers.image.description="Redundant groups for Infocast servers: controller, agent and transmitter" \

@@ -68,6 +68,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+# The plan and progress go to fd 3 (stdout), also from functions whose stdout is captured.
+exec 3>&1
+
 context="kind-$cluster"
 kctl=(kubectl --context "$context" --namespace "$namespace")
 
@@ -257,7 +260,7 @@ status_json() { "${kctl[@]}" get rdg "$group" -o json; }
 wait_hot() {
   local old=$1 bound=$2 want=${3:-any}
   if $dry_run; then
-    echo "+ wait <= ${bound}s for kubectl get rdg $group: HOT not '${old}'${3:+, phase Healthy}" >&2
+    echo "+ wait <= ${bound}s for kubectl get rdg $group: HOT not '${old}'${3:+, phase Healthy}" >&3
     echo "${4:-<new-hot>}"
     return
   fi
@@ -267,7 +270,7 @@ wait_hot() {
     hot=$(jq -r '.status.hot // ""' <<<"$s")
     phase=$(jq -r '.status.phase // ""' <<<"$s")
     if [ -n "$hot" ] && [ "$hot" != "$old" ] && { [ "$want" != healthy ] || [ "$phase" = Healthy ]; }; then
-      echo "kubectl get rdg: HOT $hot, phase $phase" >&2
+      echo "kubectl get rdg: HOT $hot, phase $phase" >&3
       echo "$hot"
       return
     fi
@@ -276,9 +279,11 @@ wait_hot() {
   done
 }
 
-# MACs that answer ARP for the VIP, as seen by the client pod (one line each, sorted).
+# MACs that answer ARP for the VIP within $1 requests/seconds (default 3), as seen by the
+# client pod (one line each, sorted).
 vip_macs() {
-  "${kctl[@]}" exec rdg-e2e-client -- arping -c 2 -w 2 -I eth0 "${vip%/*}" 2>/dev/null \
+  local n=${1:-3}
+  "${kctl[@]}" exec rdg-e2e-client -- arping -c "$n" -w "$n" -I eth0 "${vip%/*}" 2>/dev/null \
     | grep -o '\[[0-9a-fA-F:]*\]' | tr -d '[]' | tr 'A-F' 'a-f' | sort -u || true
 }
 
@@ -287,12 +292,12 @@ vip_macs() {
 wait_vip_moves() {
   local old_node=$1 since=$2
   if $dry_run; then
-    echo "+ kubectl exec rdg-e2e-client -- arping -I eth0 ${vip%/*} until a node other than $old_node answers (<= ${vip_bound_ms} ms)" >&2
+    echo "+ kubectl exec rdg-e2e-client -- arping -I eth0 ${vip%/*} until a node other than $old_node answers (<= ${vip_bound_ms} ms)" >&3
     return
   fi
   local macs
   while :; do
-    macs=$(vip_macs)
+    macs=$(vip_macs 1)
     if [ -n "$macs" ] && [ "$(wc -l <<<"$macs")" = 1 ] && [ "$macs" != "${mac[$old_node]}" ]; then
       local took=$(($(now_ms) - since))
       echo "VIP ${vip%/*} answered from $macs after ${took} ms"
@@ -401,7 +406,11 @@ main() {
   check_carousel_from "$new"
   check_last_failover "$new" strict
 
-  log "passed"
+  if $dry_run; then
+    log "end of the plan (dry run: nothing was run)"
+  else
+    log "passed"
+  fi
 }
 
 main
