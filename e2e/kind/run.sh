@@ -210,29 +210,12 @@ apply_group() {
     done
   fi
   local manifest="${TMPDIR:-/tmp}/rdg-e2e-group.json"
-  # Members go to the workers first, then the control-plane (tolerated); each member's
-  # addresses become its node's, the first VIP this cluster's, the net-check target the
-  # kind network's gateway; member pods use the loaded image.
-  local program='
-    def cluster_group:
-      [.spec.networks[].name] as $nets
-      | .metadata.namespace = $ns
-      | .spec.image = $image | .spec.imagePullPolicy = "Never"
-      | .spec.tolerations = ((.spec.tolerations // []) + [{key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule"}])
-      | if (.spec.members | length) > ($nodes | length) then error("more members than nodes") else . end
-      | .spec.members |= [to_entries[] | .key as $i | .value
-          | del(.nodeSelector) | .nodeName = $nodes[$i].name
-          | .addresses = ({($nets[0]): $nodes[$i].ip1} + (if ($nets | length) > 1 then {($nets[1]): $nodes[$i].ip2} else {} end))]
-      | if (.spec.vips // [] | length) > 0 then .spec.vips[0] += {address: $vip, network: $nets[0]} else . end
-      | if .spec.netCheck.targets then .spec.netCheck.targets = [$gateway] else . end;
-    (if .kind == "List" then .items else [.] end)
-    | {apiVersion: "v1", kind: "List",
-       items: map(if .kind == "RedundantGroup" then cluster_group else .metadata.namespace = $ns end)}'
-  printf '+ kubectl create --dry-run=client -o json -f %s | jq <rewrite> > %s\n' "$example" "$manifest"
+  printf '+ kubectl create --dry-run=client -o json -f %s | jq -f %s > %s\n' \
+    "$example" "$here/cluster-group.jq" "$manifest"
   if ! $dry_run; then
     "${kctl[@]}" create --dry-run=client -o json -f "$example" \
       | jq --arg ns "$namespace" --arg image "$image" --argjson nodes "$nodes_json" \
-        --arg vip "$vip" --arg gateway "$gateway" "$program" >"$manifest"
+        --arg vip "$vip" --arg gateway "$gateway" -f "$here/cluster-group.jq" >"$manifest"
   fi
   local groups
   groups=$(query "<group>" jq -r '.items[] | select(.kind == "RedundantGroup") | .metadata.name' "$manifest")
@@ -398,6 +381,8 @@ main() {
   [ "$hot" = "$new" ] || $dry_run || fail "the recreated member preempted: HOT $hot"
 
   log "3. stop the hot member's node (docker stop ${node_of[$hot]:-<node>})"
+  [ "${node_of[$hot]:-}" != "$client_node" ] || $dry_run \
+    || fail "the hot member runs on the control-plane node: stopping it would stop the API server"
   started=$(now_ms)
   run docker stop "${node_of[$hot]:-<node>}"
   wait_vip_moves "${node_of[$hot]:-<node>}" "$started"
