@@ -213,7 +213,8 @@ apply_group() {
   printf '+ kubectl create --dry-run=client -o json -f %s | jq -f %s > %s\n' \
     "$example" "$here/cluster-group.jq" "$manifest"
   if ! $dry_run; then
-    "${kctl[@]}" create --dry-run=client -o json -f "$example" \
+    # Without --namespace: an example naming its own namespace must not be refused here.
+    kubectl --context "$context" create --dry-run=client -o json -f "$example" \
       | jq --arg ns "$namespace" --arg image "$image" --argjson nodes "$nodes_json" \
         --arg vip "$vip" --arg gateway "$gateway" -f "$here/cluster-group.jq" >"$manifest"
   fi
@@ -249,7 +250,7 @@ wait_hot() {
   fi
   local deadline=$((SECONDS + bound)) hot phase s
   while :; do
-    s=$(status_json)
+    s=$(status_json) || s='{}' # a failed request is retried until the deadline
     hot=$(jq -r '.status.hot // ""' <<<"$s")
     phase=$(jq -r '.status.phase // ""' <<<"$s")
     if [ -n "$hot" ] && [ "$hot" != "$old" ] && { [ "$want" != healthy ] || [ "$phase" = Healthy ]; }; then
