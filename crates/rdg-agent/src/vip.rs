@@ -5,15 +5,22 @@
 //! reply forms) or unsolicited neighbour advertisements so switches and clients move to the
 //! new member's MAC at once.
 //!
+//! Before an IPv4 VIP is added it is probed with ARP (see [`crate::arp_probe`]): a foreign host
+//! answering for it keeps this member from adding it (an error in `/status`, `/healthz` 503, a
+//! `vip-failed` notification; retried every second while hot), while another member's leftover
+//! (a frozen former hot member's kernel) is taken over with a warning. IPv6 VIPs are not probed
+//! (duplicate address detection is off by design).
+//!
 //! Ordering is the agent's job: VIPs are removed *before* a member announces that it left HS,
 //! and added right after it became HS (see `agent.rs`).
 
+use crate::arp_probe::{self, Verdict};
 use crate::metrics::{Metrics, VipLabels};
 use crate::transport::interface_of;
 use pnet_datalink::{Channel, DataLinkSender, MacAddr};
 use rdg_core::config::{GroupConfig, parse_cidr};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -67,6 +74,11 @@ pub struct Vip {
     pub held: bool,
     /// The last error adding it, if it is missing while hot.
     pub error: Option<String>,
+    /// This member's IPv4 address on the VIP's network (sender of the ARP probe's requests).
+    pub own: Option<Ipv4Addr>,
+    /// The other members' IPv4 addresses on the VIP's network (to tell their leftovers from a
+    /// foreign host in the ARP probe).
+    pub members: Vec<Ipv4Addr>,
 }
 
 /// The VIPs of one member and the means to move them.
@@ -112,6 +124,15 @@ impl VipManager {
                 .find(|i| i.name == name)
                 .ok_or_else(no_interface)?;
             let mac = iface.mac.unwrap_or(MacAddr::zero());
+            let members = cfg
+                .members
+                .iter()
+                .filter(|m| m.name != member)
+                .filter_map(|m| match m.addresses.get(&v.network) {
+                    Some(IpAddr::V4(a)) => Some(*a),
+                    _ => None,
+                })
+                .collect();
             vips.push(Vip {
                 address,
                 prefix,
@@ -121,6 +142,11 @@ impl VipManager {
                 mac: mac.octets(),
                 held: false,
                 error: None,
+                own: match own {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                },
+                members,
             });
         }
         // Fail now, not at the first takeover, if announcements cannot be sent.
@@ -168,11 +194,25 @@ impl VipManager {
         }
     }
 
-    /// Adds every VIP (became hot) and starts the announcement burst. Returns the VIPs that
-    /// could not be added, with why.
+    /// Adds every VIP (became hot) and starts the announcement burst; IPv4 VIPs not held yet are
+    /// ARP-probed first, all in parallel, which bounds the added time to one probe window.
+    /// Returns the VIPs that could not be added, with why — only when the reason is new, so a
+    /// retry every second does not repeat the same notification.
     pub async fn acquire(&mut self) -> Vec<(String, String)> {
+        let probes = self.probe_all().await;
         let mut failed = Vec::new();
-        for i in 0..self.vips.len() {
+        for (i, probed) in probes.into_iter().enumerate() {
+            if let Some(why) = probed {
+                let v = &mut self.vips[i];
+                v.held = false;
+                if v.error.as_deref() != Some(why.as_str()) {
+                    tracing::error!(vip = %v.cidr, interface = %v.interface, error = %why, "VIP not added");
+                    failed.push((v.cidr.clone(), why.clone()));
+                }
+                v.error = Some(why);
+                self.set_gauge(i);
+                continue;
+            }
             let v = &self.vips[i];
             let mut req = self
                 .handle
@@ -200,15 +240,83 @@ impl VipManager {
                 Err(e) => {
                     let why = e.to_string();
                     v.held = false;
-                    v.error = Some(why.clone());
-                    tracing::error!(vip = %v.cidr, interface = %v.interface, error = %why, "VIP could not be added");
-                    failed.push((v.cidr.clone(), why));
+                    if v.error.as_deref() != Some(why.as_str()) {
+                        tracing::error!(vip = %v.cidr, interface = %v.interface, error = %why, "VIP could not be added");
+                        failed.push((v.cidr.clone(), why.clone()));
+                    }
+                    v.error = Some(why);
                 }
             }
             self.set_gauge(i);
         }
         self.announce(self.count);
         failed
+    }
+
+    /// ARP-probes every IPv4 VIP that is not held (in parallel, on the blocking pool); for each
+    /// VIP, Some(why) when a foreign host holds it. A probe that cannot run (no raw socket) does
+    /// not hold the takeover up: it is logged and the VIP is added as before.
+    async fn probe_all(&self) -> Vec<Option<String>> {
+        let tasks: Vec<Option<JoinHandle<std::io::Result<arp_probe::Probed>>>> = self
+            .vips
+            .iter()
+            .map(|v| match (v.address, v.own) {
+                (IpAddr::V4(vip), Some(own)) if !v.held => {
+                    let target = arp_probe::Target {
+                        vip,
+                        index: v.index,
+                        mac: v.mac,
+                        own,
+                        members: v.members.clone(),
+                    };
+                    Some(tokio::task::spawn_blocking(move || {
+                        arp_probe::probe(&target)
+                    }))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for (v, task) in self.vips.iter().zip(tasks) {
+            let Some(task) = task else {
+                out.push(None);
+                continue;
+            };
+            let result = task
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            out.push(match result {
+                Err(e) => {
+                    tracing::warn!(vip = %v.cidr, interface = %v.interface, error = %e, "ARP probe failed; adding the VIP without it");
+                    None
+                }
+                Ok(p) => {
+                    let ms = p.elapsed.as_secs_f64() * 1000.0;
+                    match p.verdict {
+                        Verdict::Free => {
+                            tracing::info!(vip = %v.cidr, probe_ms = format!("{ms:.1}"), "ARP probe: nobody else holds the VIP");
+                            None
+                        }
+                        Verdict::MemberLeftover { mac, member } => {
+                            tracing::warn!(
+                                vip = %v.cidr,
+                                mac = %arp_probe::mac_string(mac),
+                                %member,
+                                probe_ms = format!("{ms:.1}"),
+                                "ARP probe: the VIP is still on member {member}'s host (a frozen or crashed former hot member; its lease has fenced it); taking it anyway"
+                            );
+                            None
+                        }
+                        Verdict::Foreign { mac } => Some(format!(
+                            "{} is in use by {}; not taking it (a host that is no member of the group answered an ARP probe for it)",
+                            v.address,
+                            arp_probe::mac_string(mac)
+                        )),
+                    }
+                }
+            });
+        }
+        out
     }
 
     /// Removes every VIP (left HS). Waits for the kernel's answer, so the caller can announce
