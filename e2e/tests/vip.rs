@@ -181,6 +181,14 @@ fn a_frozen_hot_member_drops_the_vip_when_it_resumes() {
         took.as_millis()
     );
     lab.wait_role("ics-a", "SBS", SETTLE);
+    // ics-b's ARP probe found the VIP still answered by ics-a's frozen kernel, recognised the
+    // MAC as a member's and took the VIP anyway.
+    let log = std::fs::read_to_string(lab.log_file("ics-b")).unwrap();
+    let leftover = log
+        .lines()
+        .find(|l| l.contains("ARP probe: the VIP is still on member"));
+    assert!(leftover.is_some(), "{log}");
+    println!("{}", leftover.unwrap());
     // While ics-a was frozen its kernel still held the VIP (nothing can remove an address from
     // a stopped process's host); now only ics-b answers for it.
     lab.wait_until(SETTLE, "the client talking to the VIP on ics-b", || {
@@ -188,4 +196,125 @@ fn a_frozen_hot_member_drops_the_vip_when_it_resumes() {
     });
     assert!(lab.is_hot("ics-b"));
     assert!(vip_label(&lab, "ics-a").is_none());
+}
+
+/// Adds (`add`) or removes the VIP on the client's primary interface: a foreign host holding it.
+fn client_holds_vip(lab: &Lab, add: bool) {
+    let cidr = format!("{VIP}/24");
+    shell_output(
+        "ip",
+        &[
+            "-n",
+            lab.client_netns(),
+            "addr",
+            if add { "add" } else { "del" },
+            &cidr,
+            "dev",
+            Net::Primary.interface(),
+        ],
+    );
+}
+
+fn client_mac(lab: &Lab) -> String {
+    let out = shell_output(
+        "ip",
+        &[
+            "-n",
+            lab.client_netns(),
+            "-j",
+            "link",
+            "show",
+            "dev",
+            Net::Primary.interface(),
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).expect("ip -j prints JSON");
+    v[0]["address"].as_str().expect("a MAC").to_string()
+}
+
+#[test]
+fn a_vip_held_by_a_foreign_host_is_not_taken_until_it_is_free() {
+    if !require_root("a_vip_held_by_a_foreign_host_is_not_taken_until_it_is_free") {
+        return;
+    }
+    let notes = std::env::temp_dir().join(format!("rdg-e2e-vip-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&notes);
+    let mut c = config();
+    c.notify = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo \"$*\" >> {}", notes.display()),
+        "notify".into(),
+    ]);
+    let lab = Lab::with_client(c);
+    // The client (no member of the group) holds the VIP before the group starts.
+    client_holds_vip(&lab, true);
+    let foreign = client_mac(&lab);
+    lab.start("ics-a");
+    lab.wait_role("ics-a", "HS", SETTLE);
+    let error = |lab: &Lab| {
+        lab.status("ics-a").expect("/status answers")["vips"][0]["error"]
+            .as_str()
+            .map(str::to_string)
+    };
+    lab.wait_until(SETTLE, "the VIP failure in ics-a's /status", || {
+        error(&lab).is_some()
+    });
+    let why = error(&lab).unwrap();
+    assert!(
+        why.contains(&format!("{VIP} is in use by {foreign}; not taking it")),
+        "{why}"
+    );
+    assert!(!held(&lab, "ics-a"));
+    assert_eq!(
+        vip_label(&lab, "ics-a"),
+        None,
+        "the hot member did not add it"
+    );
+    assert_eq!(
+        lab.healthz("ics-a"),
+        Ok(503),
+        "hot without its VIP is not healthy"
+    );
+    lab.wait_until(SETTLE, "a vip-failed notification naming the MAC", || {
+        std::fs::read_to_string(&notes).is_ok_and(|n| {
+            n.lines()
+                .any(|l| l.starts_with("vip-failed") && l.contains(&foreign))
+        })
+    });
+    // Retries (every second) neither add it nor repeat the notification.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(vip_label(&lab, "ics-a"), None);
+    let n = std::fs::read_to_string(&notes).unwrap();
+    assert_eq!(
+        n.lines().filter(|l| l.starts_with("vip-failed")).count(),
+        1,
+        "{n}"
+    );
+
+    // The foreign host lets go: the next retry probes, finds it free and takes it.
+    client_holds_vip(&lab, false);
+    let took = lab.wait_until(SETTLE, "ics-a takes the VIP once it is free", || {
+        vip_label(&lab, "ics-a").is_some()
+    });
+    println!(
+        "ics-a took the VIP {} ms after the client released it",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    lab.wait_until(SETTLE, "ics-a healthy", || {
+        held(&lab, "ics-a") && lab.healthz("ics-a") == Ok(200)
+    });
+    assert_eq!(error(&lab), None);
+    lab.wait_until(SETTLE, "the client reaches the VIP on ics-a", || {
+        client_ping(&lab)
+    });
+    let log = std::fs::read_to_string(lab.log_file("ics-a")).unwrap();
+    let costs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ARP probe: nobody else holds the VIP"))
+        .collect();
+    assert!(!costs.is_empty(), "{log}");
+    println!("probe cost: {costs:?}");
+    let _ = std::fs::remove_file(&notes);
 }

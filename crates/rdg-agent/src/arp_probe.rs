@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn nobody_answering_is_free() {
-        assert_eq!(classify(&BTreeSet::new(), &[(B, ip("10.0.0.2"))]), Verdict::Free);
+        assert_eq!(
+            classify(&BTreeSet::new(), &[(B, ip("10.0.0.2"))]),
+            Verdict::Free
+        );
     }
 
     #[test]
