@@ -1,10 +1,24 @@
-//! ARP probe before taking an IPv4 VIP (RFC 5227 style, with much shorter timings).
+//! ARP probe of an IPv4 VIP for another holder (RFC 5227 style, with much shorter timings).
 //!
-//! Before a member adds an IPv4 VIP it broadcasts [`PROBES`] ARP requests "who has VIP? tell
-//! 0.0.0.0" (sender IP zero, so no host's ARP cache learns anything from them) on the VIP's
+//! The member broadcasts [`PROBES`] ARP requests "who has VIP? tell 0.0.0.0" on the VIP's
 //! interface, [`PROBE_SPACING`] apart, and listens for [`PROBE_WINDOW`] in all. Any host that
 //! holds the address answers (Linux replies to such probes with a unicast ARP reply from the
-//! VIP); an ARP request or gratuitous ARP *from* the VIP seen in the window counts too.
+//! VIP to our MAC); an ARP request or gratuitous ARP *from* the VIP seen in the window counts
+//! too. When the probe runs is the VIP manager's policy (see [`crate::vip`]): after the VIP was
+//! added on a failover (a conflict check that does not delay the takeover), before adding it on
+//! a cold start and on retries.
+//!
+//! # Probing an address we already hold
+//!
+//! The probe keeps sender IP 0.0.0.0 even after the VIP was added. RFC 5227 lets a host that
+//! uses an address announce it (sender IP = the address), but a Linux holder ignores an ARP
+//! request whose sender IP is one of its own addresses (a martian source), so only the
+//! 0.0.0.0 form gets an answer from a foreign holder; it also teaches no ARP cache anything.
+//! Our own kernel does not see frames sent on a packet socket (they are looped back to packet
+//! sockets only, never to the ARP layer), so it does not answer our probe; whatever our kernel
+//! does send for the VIP meanwhile (answers to clients' requests, our gratuitous ARP) carries
+//! our MAC and is skipped. A foreign holder's reply is addressed to our MAC and arrives whether
+//! or not we hold the address, so both holders' answers are seen: the conflict is detected.
 //!
 //! # Foreign host or another member's leftover?
 //!
@@ -14,13 +28,14 @@
 //! VIP as soon as it runs again), so the new hot member must take the VIP anyway and move the
 //! clients with its gratuitous ARP.
 //!
-//! The two are told apart by MAC, learned live in the same window: together with the first
-//! probe the member sends an ordinary ARP request for every *other* member's configured address
-//! on the VIP's network (`members[].addresses`). rdg only ever puts a VIP on the interface that
-//! holds the member's own address on the VIP's network, so a member's leftover VIP answers with
-//! exactly the MAC that answers for that member's address. An answer for the VIP from a MAC that
-//! also answered for a configured member address is therefore "a member's leftover" (warning,
-//! take the VIP); any other MAC is a foreign host (error, do not add the VIP; the agent retries
+//! The two are told apart by MAC, learned live in the same window: together with every probe
+//! the member sends an ordinary ARP request for every *other* member's configured address on
+//! the VIP's network (`members[].addresses`; repeated so that one lost frame does not turn a
+//! leftover into a "foreign" host). rdg only ever puts a VIP on the interface that holds the
+//! member's own address on the VIP's network, so a member's leftover VIP answers with exactly
+//! the MAC that answers for that member's address. An answer for the VIP from a MAC that also
+//! answered for a configured member address is therefore "a member's leftover" (warning, take
+//! the VIP); any other MAC is a foreign host (error, do not keep the VIP; the agent retries
 //! every second and takes it once the address is free).
 //!
 //! Why not the neighbour table: members talk over multicast heartbeats, so the kernel usually
@@ -32,11 +47,14 @@
 //!
 //! # Cost
 //!
-//! A free address costs the whole window: [`PROBE_WINDOW`] (30 ms) plus opening an AF_PACKET
-//! socket (well under 1 ms), once per takeover; all VIPs are probed in parallel. The probe runs
-//! on the blocking pool, bounded by the window. RFC 5227's timings (1–2 s) would be far too slow
-//! for a failover measured in hundreds of milliseconds; on one Ethernet segment a holder answers
-//! within a millisecond, and three probes cover a lost frame.
+//! A probe takes the whole window: [`PROBE_WINDOW`] (30 ms) plus opening an AF_PACKET socket
+//! (well under 1 ms), on the blocking pool. On a failover that time runs *after* the VIP was
+//! added and announced, so clients do not wait for it; on a cold start or a retry it runs
+//! before the add. RFC 5227's timings (1–2 s) would be far too slow for a failover measured in
+//! hundreds of milliseconds; on one Ethernet segment a holder answers within a millisecond,
+//! and three probes cover a lost frame.
+//!
+//! The parser ([`parse_arp`]) takes any byte sequence from the network and never panics.
 //!
 //! IPv6 VIPs are not probed: they are added with duplicate address detection off by design (so
 //! they work at once), and a frozen member's leftover would make DAD fail anyway.
@@ -128,13 +146,11 @@ pub fn probe(t: &Target) -> std::io::Result<Probed> {
         if now >= deadline {
             break;
         }
-        // The member requests go out right after the first probe.
+        // Each probe goes out with a request for every other member's address.
         if sent < PROBES && now >= start + PROBE_SPACING * sent {
             send(&probe_frame(t.mac, t.vip))?;
-            if sent == 0 {
-                for m in &t.members {
-                    send(&request_frame(t.mac, t.own, *m))?;
-                }
+            for m in &t.members {
+                send(&request_frame(t.mac, t.own, *m))?;
             }
             sent += 1;
         }
@@ -280,6 +296,77 @@ mod tests {
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         assert_eq!(parse_arp(&f), None);
         assert_eq!(parse_arp(&f[..30]), None);
+    }
+
+    /// xorshift64: a deterministic stream of bytes, no extra dependency.
+    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_panic_on_any_byte_sequence() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..=80 {
+            for _ in 0..200 {
+                let mut f = bytes(&mut seed, len);
+                let _ = parse_arp(&f);
+                // Also with the ARP EtherType and header in place, so the parser goes deeper.
+                if len >= 14 {
+                    f[12..14].copy_from_slice(&[0x08, 0x06]);
+                    let _ = parse_arp(&f);
+                }
+                if len >= 20 {
+                    f[14..20].copy_from_slice(&[0x00, 0x01, 0x08, 0x00, 6, 4]);
+                    let parsed = parse_arp(&f);
+                    assert_eq!(parsed.is_some(), len >= 42, "len {len}");
+                }
+            }
+        }
+        // Every truncation of a real probe.
+        let f = probe_frame(OWN, ip("10.0.0.100"));
+        for len in 0..f.len() {
+            assert_eq!(parse_arp(&f[..len]), None);
+        }
+        // Other hardware/protocol types are not Ethernet/IPv4 ARP.
+        let mut g = f.clone();
+        g[15] = 6; // hardware type 6 (IEEE 802)
+        assert_eq!(parse_arp(&g), None);
+        let mut g = f.clone();
+        g[18] = 16; // hardware address length 16
+        assert_eq!(parse_arp(&g), None);
+        // Trailing bytes (Ethernet padding to 60 bytes) are fine.
+        let mut padded = f.clone();
+        padded.resize(60, 0);
+        assert_eq!(parse_arp(&padded), parse_arp(&f));
+    }
+
+    #[test]
+    fn a_reply_to_a_probe_is_parsed() {
+        // What Linux sends back to a probe: a unicast reply from the VIP, target IP 0.0.0.0.
+        let mut f = Vec::new();
+        f.extend_from_slice(&OWN);
+        f.extend_from_slice(&FOREIGN);
+        f.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02]);
+        f.extend_from_slice(&FOREIGN);
+        f.extend_from_slice(&[10, 0, 0, 100]);
+        f.extend_from_slice(&OWN);
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            parse_arp(&f),
+            Some(Arp {
+                op: 2,
+                sender_mac: FOREIGN,
+                sender_ip: ip("10.0.0.100"),
+                target_ip: Ipv4Addr::UNSPECIFIED,
+            })
+        );
     }
 
     #[test]
