@@ -211,7 +211,11 @@ fn vip_follows_the_hot_member_and_a_returning_host_does_not_keep_it() {
     assert!(verdict.contains("nobody else holds the VIP"), "{verdict}");
     // ics-a's cold start (it won the start-up election) probed first.
     let lines = log_lines(&lab, "ics-a");
-    let probed = line_index(&lines, 0, "ARP probe before adding: nobody else holds the VIP");
+    let probed = line_index(
+        &lines,
+        0,
+        "ARP probe before adding: nobody else holds the VIP",
+    );
     let added = line_index(&lines, 0, "VIP added");
     assert!(
         probed.is_some() && probed < added,
@@ -493,7 +497,12 @@ fn a_failover_takes_the_vip_at_once_and_gives_it_back_when_a_foreign_host_answer
         probes(&lab, "ics-b", "foreign") >= 3
     });
     assert_eq!(vip_label(&lab, "ics-b"), None);
-    assert_eq!(vip_failed_lines(&notes).len(), 1, "{:?}", vip_failed_lines(&notes));
+    assert_eq!(
+        vip_failed_lines(&notes).len(),
+        1,
+        "{:?}",
+        vip_failed_lines(&notes)
+    );
 
     // The client lets go: the next retry finds it free and ics-b takes it.
     client_holds_vip(&lab, false);
@@ -516,7 +525,8 @@ const CLIENT6: &str = "fd00:10::50/64";
 
 #[test]
 fn an_ipv6_vip_follows_the_hot_member_with_unsolicited_neighbour_advertisements() {
-    if !require_root("an_ipv6_vip_follows_the_hot_member_with_unsolicited_neighbour_advertisements") {
+    if !require_root("an_ipv6_vip_follows_the_hot_member_with_unsolicited_neighbour_advertisements")
+    {
         return;
     }
     let mut c = GroupConfig::with_members(&[("ics-a", 100), ("ics-b", 50)]);
@@ -550,7 +560,10 @@ fn an_ipv6_vip_follows_the_hot_member_with_unsolicited_neighbour_advertisements(
         client_ping_of(&lab, VIP6)
     });
     let (mac_a, mac_b) = (mac(&lab, "ics-a"), mac(&lab, "ics-b"));
-    assert_eq!(client_neighbour_of(&lab, VIP6).as_deref(), Some(mac_a.as_str()));
+    assert_eq!(
+        client_neighbour_of(&lab, VIP6).as_deref(),
+        Some(mac_a.as_str())
+    );
     let metrics = lab.metrics("ics-a").expect("/metrics answers");
     assert!(
         metrics.contains(&format!("rdg_garp_sent_total{{vip=\"{VIP6}/64\"}}")),
@@ -593,5 +606,8 @@ fn an_ipv6_vip_follows_the_hot_member_with_unsolicited_neighbour_advertisements(
     });
     assert!(lab.is_hot("ics-b"));
     assert!(client_ping_of(&lab, VIP6));
-    assert_eq!(client_neighbour_of(&lab, VIP6).as_deref(), Some(mac_b.as_str()));
+    assert_eq!(
+        client_neighbour_of(&lab, VIP6).as_deref(),
+        Some(mac_b.as_str())
+    );
 }

@@ -236,10 +236,7 @@ impl Agent {
         tokio::pin!(stop);
         let lease = self.node.params().lease();
         let mut last_wake = monotonic();
-        let mut probes = self
-            .vips
-            .as_mut()
-            .and_then(VipManager::take_probe_results);
+        let mut probes = self.vips.as_mut().and_then(VipManager::take_probe_results);
         while !self.stopped {
             let wake = self
                 .node
