@@ -260,6 +260,10 @@ fn a_frozen_hot_member_drops_the_vip_when_it_resumes() {
     lab.wait_until(SETTLE, "ics-b hot with the VIP", || {
         lab.is_hot("ics-b") && vip_label(&lab, "ics-b").is_some()
     });
+    // ics-b's probe after the add runs while ics-a is still frozen (its kernel answers).
+    lab.wait_until(SETTLE, "ics-b's probe verdict: ics-a's leftover", || {
+        probes(&lab, "ics-b", "member_leftover") >= 1
+    });
     lab.sigcont("ics-a");
     let took = lab.wait_until(SETTLE, "ics-a drops the VIP after resuming", || {
         vip_label(&lab, "ics-a").is_none()
