@@ -20,10 +20,10 @@ use crate::status::{
     VipStatus,
 };
 use crate::transport::{Datagram, Transport, TransportError};
-use crate::vip::{VipError, VipManager};
+use crate::vip::{ProbeDone, VipError, VipManager};
 use rdg_core::State;
 use rdg_core::config::GroupConfig;
-use rdg_core::election::{Event, Input, Node, Output, Params, ParamsError};
+use rdg_core::election::{Event, HotReason, Input, Node, Output, Params, ParamsError};
 use rdg_core::wire::{self, MessageType, ReplayGuard};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -192,6 +192,7 @@ enum Wake {
     Datagram(Datagram),
     NetCheck(bool),
     Request(Request),
+    VipProbe(ProbeDone),
     Tick,
 }
 
@@ -216,6 +217,14 @@ struct Agent {
     hot_history: crate::status::HotHistory,
 }
 
+/// The next finished VIP probe (never, without VIPs).
+async fn recv_probe(rx: &mut Option<mpsc::UnboundedReceiver<ProbeDone>>) -> Option<ProbeDone> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How often a hot member retries adding a VIP it could not add.
 const VIP_RETRY: Duration = Duration::from_secs(1);
 
@@ -230,6 +239,7 @@ impl Agent {
         tokio::pin!(stop);
         let lease = self.node.params().lease();
         let mut last_wake = monotonic();
+        let mut probes = self.vips.as_mut().and_then(VipManager::take_probe_results);
         while !self.stopped {
             let wake = self
                 .node
@@ -246,6 +256,7 @@ impl Agent {
                 Some(d) = dgrams.recv() => Wake::Datagram(d),
                 Some(ok) = net.recv() => Wake::NetCheck(ok),
                 Some(r) = requests.recv() => Wake::Request(r),
+                Some(p) = recv_probe(&mut probes) => Wake::VipProbe(p),
                 () = sleep => Wake::Tick,
             };
             let now = monotonic();
@@ -289,6 +300,7 @@ impl Agent {
                 Wake::Datagram(d) => self.on_datagram(d).await,
                 Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }).await,
                 Wake::Request(r) => self.on_request(r).await,
+                Wake::VipProbe(p) => self.on_vip_probe(p).await,
                 Wake::Tick => self.step(now, Input::Tick).await,
             }
         }
@@ -374,7 +386,14 @@ impl Agent {
 
     /// Feeds one input and carries out every output, in order.
     async fn step(&mut self, now: Duration, input: Input) {
-        for out in self.node.handle(now, input) {
+        let outputs = self.node.handle(now, input);
+        // The role output comes before the event that says why this member became hot, and the
+        // reason decides whether the VIPs are probed before they are added.
+        let hot_reason = outputs.iter().find_map(|o| match o {
+            Output::Event(Event::BecameHot { reason, .. }) => Some(*reason),
+            _ => None,
+        });
+        for out in outputs {
             match out {
                 Output::Send {
                     network,
@@ -388,7 +407,8 @@ impl Agent {
                 } => {
                     let was_hot = self.written.is_some_and(|(s, _)| s == State::HS);
                     self.write_role(state, epoch, lease_until);
-                    self.move_vips(now, was_hot, state == State::HS).await;
+                    self.move_vips(now, was_hot, state == State::HS, hot_reason)
+                        .await;
                 }
                 Output::Event(e) => self.on_event(e),
                 Output::Stopped => self.stopped = true,
@@ -403,9 +423,17 @@ impl Agent {
     }
 
     /// Takes the VIPs on becoming hot and drops them on leaving HS — before the outputs that
-    /// follow (a `leaving`, a switchover ack) announce anything. While hot, retries missing
-    /// ones and repeats the announcement every `garp.refresh`.
-    async fn move_vips(&mut self, now: Duration, was_hot: bool, hot: bool) {
+    /// follow (a `leaving`, a switchover ack) announce anything. A failover (takeover,
+    /// hand-over) adds them at once and checks for a foreign holder afterwards; a cold start
+    /// (won the start-up election: nobody was hot, nobody waits) probes first. While hot,
+    /// retries missing ones (probe first) and repeats the announcement every `garp.refresh`.
+    async fn move_vips(
+        &mut self,
+        now: Duration,
+        was_hot: bool,
+        hot: bool,
+        reason: Option<HotReason>,
+    ) {
         let Some(vips) = self.vips.as_mut() else {
             return;
         };
@@ -413,14 +441,18 @@ impl Agent {
             (false, true) => {
                 self.vip_attempt = now;
                 self.vip_refresh = now;
-                let failed = vips.acquire().await;
+                let failed = if reason == Some(HotReason::Election) {
+                    vips.acquire_probed().await
+                } else {
+                    vips.acquire().await
+                };
                 self.report_vip_failures(failed);
             }
             (true, false) => vips.release().await,
             (true, true) => {
                 if !vips.all_held() && now >= self.vip_attempt + VIP_RETRY {
                     self.vip_attempt = now;
-                    let failed = vips.acquire().await;
+                    let failed = vips.acquire_probed().await;
                     self.report_vip_failures(failed);
                 } else if !vips.refresh().is_zero() && now >= self.vip_refresh + vips.refresh() {
                     self.vip_refresh = now;
@@ -429,6 +461,19 @@ impl Agent {
             }
             (false, false) => {}
         }
+    }
+
+    /// A background ARP probe finished: add, keep or remove its VIP (only while hot; a release
+    /// since the probe started makes the result stale anyway).
+    async fn on_vip_probe(&mut self, done: ProbeDone) {
+        if self.node.state() != State::HS {
+            return;
+        }
+        let Some(vips) = self.vips.as_mut() else {
+            return;
+        };
+        let failed = vips.on_probe(done).await;
+        self.report_vip_failures(failed);
     }
 
     fn report_vip_failures(&self, failed: Vec<(String, String)>) {

@@ -5,6 +5,7 @@
 //! `rdg status`.
 
 pub mod agent;
+pub mod arp_probe;
 pub mod auth;
 pub mod clock;
 pub mod gate;

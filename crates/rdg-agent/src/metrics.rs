@@ -40,6 +40,15 @@ pub struct VipLabels {
     pub vip: String,
 }
 
+/// Label set: one VIP and an ARP probe's verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VipProbeLabels {
+    /// The VIP as configured (`10.0.0.100/24`).
+    pub vip: String,
+    /// `free`, `member_leftover`, `foreign` or `error` (the probe could not run).
+    pub verdict: String,
+}
+
 /// Label set: one member state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -86,6 +95,8 @@ pub struct Metrics {
     pub vip_held: Family<VipLabels, Gauge>,
     /// Gratuitous ARP / unsolicited NA packets sent, per VIP.
     pub garp_sent: Family<VipLabels, Counter>,
+    /// ARP probes of an IPv4 VIP, per VIP and verdict.
+    pub arp_probes: Family<VipProbeLabels, Counter>,
 }
 
 impl Metrics {
@@ -109,6 +120,7 @@ impl Metrics {
             notify_failures: Counter::default(),
             vip_held: Family::default(),
             garp_sent: Family::default(),
+            arp_probes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -176,6 +188,11 @@ impl Metrics {
             "garp_sent",
             "Gratuitous ARP / unsolicited NA packets sent, per VIP",
             m.garp_sent.clone(),
+        );
+        registry.register(
+            "arp_probes",
+            "ARP probes of an IPv4 VIP for another holder, per VIP and verdict",
+            m.arp_probes.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -5,17 +5,40 @@
 //! reply forms) or unsolicited neighbour advertisements so switches and clients move to the
 //! new member's MAC at once.
 //!
+//! IPv4 VIPs are checked with an ARP probe (see [`crate::arp_probe`]) for a foreign holder, but
+//! the probe never stands in front of a failover:
+//!
+//! - **Failover** (takeover from a lost hot member, or a hand-over: [`VipManager::acquire`]):
+//!   the VIP is added and the announcement burst starts at once; the probe runs afterwards in
+//!   the background, as a conflict check. An answer from another member's MAC is the leftover
+//!   of a frozen or crashed former hot member (a warning; its lease fenced it and our
+//!   gratuitous ARP already moved the clients); an answer from any other MAC is a foreign
+//!   host: the VIP is removed again.
+//! - **Cold start** (won the start-up election: nobody was hot, so nobody waits for the VIP)
+//!   and **retries** while a VIP is missing ([`VipManager::acquire_probed`]): probe first, add
+//!   only when nobody but a member's leftover answers.
+//!
+//! A VIP a foreign host holds is an error in `/status` (the same text for both paths, so the
+//! `vip-failed` notification is sent once), `/healthz` answers 503, and the agent retries every
+//! second while hot. Probes run on the blocking pool and their results come back to the agent
+//! loop ([`VipManager::take_probe_results`], [`VipManager::on_probe`]), so the loop never waits
+//! for a probe window. A result that arrives after the VIP was added or removed again (a
+//! release, a new takeover) is stale and ignored (per-VIP generation counter). IPv6 VIPs are not
+//! probed (duplicate address detection is off by design).
+//!
 //! Ordering is the agent's job: VIPs are removed *before* a member announces that it left HS,
 //! and added right after it became HS (see `agent.rs`).
 
-use crate::metrics::{Metrics, VipLabels};
+use crate::arp_probe::{self, Verdict};
+use crate::metrics::{Metrics, VipLabels, VipProbeLabels};
 use crate::transport::interface_of;
 use pnet_datalink::{Channel, DataLinkSender, MacAddr};
 use rdg_core::config::{GroupConfig, parse_cidr};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Why VIP handling cannot start.
@@ -67,6 +90,42 @@ pub struct Vip {
     pub held: bool,
     /// The last error adding it, if it is missing while hot.
     pub error: Option<String>,
+    /// This member's IPv4 address on the VIP's network (sender of the ARP probe's requests).
+    pub own: Option<Ipv4Addr>,
+    /// The other members' IPv4 addresses on the VIP's network (to tell their leftovers from a
+    /// foreign host in the ARP probe).
+    pub members: Vec<Ipv4Addr>,
+    /// Bumped by every add and delete: a probe result for an older generation is stale.
+    generation: u64,
+    /// An ARP probe for this VIP is running.
+    probing: bool,
+}
+
+/// Why a VIP is being probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// The VIP is not on this host (cold start, retry): add it unless a foreign host answers.
+    BeforeAdd,
+    /// The VIP was just added (failover): remove it again if a foreign host answers.
+    AfterAdd,
+}
+
+impl ProbeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::BeforeAdd => "before adding",
+            ProbeKind::AfterAdd => "after adding",
+        }
+    }
+}
+
+/// A finished background ARP probe; the agent loop hands it to [`VipManager::on_probe`].
+#[derive(Debug)]
+pub struct ProbeDone {
+    index: usize,
+    generation: u64,
+    kind: ProbeKind,
+    result: std::io::Result<arp_probe::Probed>,
 }
 
 /// The VIPs of one member and the means to move them.
@@ -78,6 +137,8 @@ pub struct VipManager {
     refresh: Duration,
     metrics: Arc<Metrics>,
     burst: Option<JoinHandle<()>>,
+    probe_tx: mpsc::UnboundedSender<ProbeDone>,
+    probe_rx: Option<mpsc::UnboundedReceiver<ProbeDone>>,
 }
 
 impl VipManager {
@@ -112,6 +173,15 @@ impl VipManager {
                 .find(|i| i.name == name)
                 .ok_or_else(no_interface)?;
             let mac = iface.mac.unwrap_or(MacAddr::zero());
+            let members = cfg
+                .members
+                .iter()
+                .filter(|m| m.name != member)
+                .filter_map(|m| match m.addresses.get(&v.network) {
+                    Some(IpAddr::V4(a)) => Some(*a),
+                    _ => None,
+                })
+                .collect();
             vips.push(Vip {
                 address,
                 prefix,
@@ -121,6 +191,13 @@ impl VipManager {
                 mac: mac.octets(),
                 held: false,
                 error: None,
+                own: match own {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                },
+                members,
+                generation: 0,
+                probing: false,
             });
         }
         // Fail now, not at the first takeover, if announcements cannot be sent.
@@ -129,6 +206,7 @@ impl VipManager {
         }
         let (conn, handle, _) = rtnetlink::new_connection().map_err(VipError::Netlink)?;
         tokio::spawn(conn);
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Ok(Some(VipManager {
             vips,
             handle,
@@ -137,6 +215,8 @@ impl VipManager {
             refresh: cfg.garp.refresh.get(),
             metrics,
             burst: None,
+            probe_tx,
+            probe_rx: Some(probe_rx),
         }))
     }
 
@@ -168,47 +248,243 @@ impl VipManager {
         }
     }
 
-    /// Adds every VIP (became hot) and starts the announcement burst. Returns the VIPs that
-    /// could not be added, with why.
+    /// The channel on which background ARP probes report (once; the agent loop owns it and
+    /// passes every result to [`VipManager::on_probe`]).
+    pub fn take_probe_results(&mut self) -> Option<mpsc::UnboundedReceiver<ProbeDone>> {
+        self.probe_rx.take()
+    }
+
+    /// Failover: adds every VIP that is not held at once, starts the announcement burst, and
+    /// only then ARP-probes the IPv4 ones in the background for a foreign holder (the result
+    /// comes back through [`VipManager::take_probe_results`]). Returns the VIPs that could not
+    /// be added, with why — only when the reason is new, so a retry every second does not
+    /// repeat the same notification.
     pub async fn acquire(&mut self) -> Vec<(String, String)> {
         let mut failed = Vec::new();
+        let mut added = Vec::new();
         for i in 0..self.vips.len() {
-            let v = &self.vips[i];
-            let mut req = self
-                .handle
-                .address()
-                .add(v.index, v.address, v.prefix)
-                .replace();
-            let msg = req.message_mut();
-            if v.address.is_ipv4() {
-                let label = format!("{}:rdg", v.interface);
-                if label.len() <= 15 {
-                    msg.attributes.push(AddressAttribute::Label(label));
-                }
-            } else {
-                msg.attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            if self.vips[i].held {
+                continue;
             }
-            let result = req.execute().await;
-            let v = &mut self.vips[i];
-            match result {
-                Ok(()) => {
-                    v.held = true;
-                    v.error = None;
-                    tracing::info!(vip = %v.cidr, interface = %v.interface, "VIP added");
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    v.held = false;
-                    v.error = Some(why.clone());
-                    tracing::error!(vip = %v.cidr, interface = %v.interface, error = %why, "VIP could not be added");
-                    failed.push((v.cidr.clone(), why));
-                }
+            match self.add(i, "none before adding (failover)").await {
+                Ok(()) => added.push(i),
+                Err(f) => failed.extend(f),
             }
-            self.set_gauge(i);
         }
         self.announce(self.count);
+        for i in added {
+            self.spawn_probe(i, ProbeKind::AfterAdd);
+        }
         failed
+    }
+
+    /// Cold start and retries: ARP-probes every IPv4 VIP that is neither held nor being probed
+    /// (in the background; [`VipManager::on_probe`] adds it when nobody but a member's leftover
+    /// answered) and adds the others (IPv6, or no IPv4 address of our own to probe from) at
+    /// once. Returns the VIPs that could not be added, as [`VipManager::acquire`] does.
+    pub async fn acquire_probed(&mut self) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        let mut added = false;
+        for i in 0..self.vips.len() {
+            let v = &self.vips[i];
+            if v.held || v.probing {
+                continue;
+            }
+            if self.probe_target(i).is_some() {
+                self.spawn_probe(i, ProbeKind::BeforeAdd);
+                continue;
+            }
+            match self.add(i, "not probed").await {
+                Ok(()) => added = true,
+                Err(f) => failed.extend(f),
+            }
+        }
+        if added {
+            self.announce(self.count);
+        }
+        failed
+    }
+
+    /// Carries out a finished probe: adds the VIP (probe before adding: free, or only a
+    /// member's leftover), removes it again (probe after adding: a foreign host answered), or
+    /// records the foreign holder as the VIP's error. Stale results (the VIP was added or
+    /// removed since the probe started) are ignored. Returns the new failures, as
+    /// [`VipManager::acquire`] does.
+    pub async fn on_probe(&mut self, done: ProbeDone) -> Vec<(String, String)> {
+        let i = done.index;
+        let Some(v) = self.vips.get_mut(i) else {
+            return Vec::new();
+        };
+        if v.generation != done.generation {
+            tracing::debug!(vip = %v.cidr, "stale ARP probe result ignored (the VIP was added or removed since)");
+            return Vec::new();
+        }
+        v.probing = false;
+        let kind = done.kind;
+        let verdict = match done.result {
+            Err(e) => {
+                self.count_probe(i, "error");
+                let v = &self.vips[i];
+                tracing::warn!(vip = %v.cidr, interface = %v.interface, error = %e, probe = kind.as_str(), "ARP probe failed; the VIP is taken without it");
+                return match kind {
+                    ProbeKind::BeforeAdd => self.add_and_announce(i, "probe failed").await,
+                    ProbeKind::AfterAdd => Vec::new(),
+                };
+            }
+            Ok(p) => p,
+        };
+        let ms = format!("{:.1}", verdict.elapsed.as_secs_f64() * 1000.0);
+        let v = &self.vips[i];
+        match verdict.verdict {
+            Verdict::Free => {
+                self.count_probe(i, "free");
+                tracing::info!(vip = %v.cidr, probe_ms = ms, "ARP probe {}: nobody else holds the VIP", kind.as_str());
+                match kind {
+                    ProbeKind::BeforeAdd => self.add_and_announce(i, "free").await,
+                    ProbeKind::AfterAdd => Vec::new(),
+                }
+            }
+            Verdict::MemberLeftover { mac, member } => {
+                self.count_probe(i, "member_leftover");
+                tracing::warn!(
+                    vip = %v.cidr,
+                    mac = %arp_probe::mac_string(mac),
+                    %member,
+                    probe_ms = ms,
+                    "ARP probe {}: the VIP is still on member {member}'s host (a frozen or crashed former hot member; its lease has fenced it); taking it anyway",
+                    kind.as_str()
+                );
+                match kind {
+                    ProbeKind::BeforeAdd => self.add_and_announce(i, "member leftover").await,
+                    ProbeKind::AfterAdd => Vec::new(),
+                }
+            }
+            Verdict::Foreign { mac } => {
+                self.count_probe(i, "foreign");
+                let why = format!(
+                    "{} is in use by {}; not taking it (a host that is no member of the group answered an ARP probe for it)",
+                    v.address,
+                    arp_probe::mac_string(mac)
+                );
+                if kind == ProbeKind::AfterAdd {
+                    // Stop announcing it before giving it back, then announce the others again.
+                    if let Some(b) = self.burst.take() {
+                        b.abort();
+                    }
+                    self.delete(i).await;
+                    tracing::error!(vip = %self.vips[i].cidr, "VIP removed again: a foreign host answered the ARP probe after adding it");
+                    self.announce(self.count);
+                }
+                self.fail(i, why).into_iter().collect()
+            }
+        }
+    }
+
+    /// Records `why` as VIP `i`'s error; Some when it is new (to be notified).
+    fn fail(&mut self, i: usize, why: String) -> Option<(String, String)> {
+        let v = &mut self.vips[i];
+        v.held = false;
+        let new = v.error.as_deref() != Some(why.as_str());
+        if new {
+            tracing::error!(vip = %v.cidr, interface = %v.interface, error = %why, "VIP not added");
+        }
+        v.error = Some(why.clone());
+        self.set_gauge(i);
+        new.then(|| (self.vips[i].cidr.clone(), why))
+    }
+
+    async fn add_and_announce(&mut self, i: usize, probe: &str) -> Vec<(String, String)> {
+        match self.add(i, probe).await {
+            Ok(()) => {
+                self.announce(self.count);
+                Vec::new()
+            }
+            Err(f) => f.into_iter().collect(),
+        }
+    }
+
+    /// Adds VIP `i` with netlink; Err(Some) with a new failure to notify, Err(None) when it
+    /// failed for the reason already reported.
+    async fn add(&mut self, i: usize, probe: &str) -> Result<(), Option<(String, String)>> {
+        let v = &self.vips[i];
+        let mut req = self
+            .handle
+            .address()
+            .add(v.index, v.address, v.prefix)
+            .replace();
+        let msg = req.message_mut();
+        if v.address.is_ipv4() {
+            let label = format!("{}:rdg", v.interface);
+            if label.len() <= 15 {
+                msg.attributes.push(AddressAttribute::Label(label));
+            }
+        } else {
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let result = req.execute().await;
+        let v = &mut self.vips[i];
+        v.generation += 1;
+        match result {
+            Ok(()) => {
+                v.held = true;
+                v.error = None;
+                tracing::info!(vip = %v.cidr, interface = %v.interface, probe, "VIP added");
+                self.set_gauge(i);
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("cannot add it: {e}");
+                Err(self.fail(i, why))
+            }
+        }
+    }
+
+    /// What to probe for VIP `i`: None for IPv6 VIPs and when this member has no IPv4 address
+    /// on the VIP's network to send from.
+    fn probe_target(&self, i: usize) -> Option<arp_probe::Target> {
+        let v = &self.vips[i];
+        match (v.address, v.own) {
+            (IpAddr::V4(vip), Some(own)) => Some(arp_probe::Target {
+                vip,
+                index: v.index,
+                mac: v.mac,
+                own,
+                members: v.members.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Starts an ARP probe of VIP `i` on the blocking pool (bounded by the probe window); the
+    /// result goes to the probe channel. Nothing for VIPs that are not probed.
+    fn spawn_probe(&mut self, i: usize, kind: ProbeKind) {
+        let Some(target) = self.probe_target(i) else {
+            return;
+        };
+        let v = &mut self.vips[i];
+        v.probing = true;
+        let generation = v.generation;
+        let tx = self.probe_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = arp_probe::probe(&target);
+            let _ = tx.send(ProbeDone {
+                index: i,
+                generation,
+                kind,
+                result,
+            });
+        });
+    }
+
+    fn count_probe(&self, i: usize, verdict: &str) {
+        self.metrics
+            .arp_probes
+            .get_or_create(&VipProbeLabels {
+                vip: self.vips[i].cidr.clone(),
+                verdict: verdict.to_string(),
+            })
+            .inc();
     }
 
     /// Removes every VIP (left HS). Waits for the kernel's answer, so the caller can announce
@@ -286,6 +562,8 @@ impl VipManager {
         let v = &mut self.vips[i];
         v.held = false;
         v.error = None;
+        v.generation += 1;
+        v.probing = false;
         let was_there = match result {
             Ok(()) => true,
             // EADDRNOTAVAIL: it was not there.
