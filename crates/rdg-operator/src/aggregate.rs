@@ -11,8 +11,8 @@ use rdg_core::config::Problem;
 use std::collections::BTreeMap;
 
 /// An entry not rewritten for this long is stale: its agent is gone or cut off from the API.
-/// Agents rewrite their entry at least every 30 s.
-pub const STALE_AFTER_SECS: i64 = 90;
+/// Agents rewrite their entry at least every 10 s.
+pub const STALE_AFTER_SECS: i64 = 35;
 
 /// What the controller owns in the status, recomputed on every reconcile.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +33,16 @@ pub struct Aggregate {
     pub last_failover: Option<Failover>,
 }
 
-/// True when `pod` runs (phase Running, not being deleted).
+/// True when `pod` runs: phase Running, not being deleted, and not marked unready (which is
+/// how a pod on a node that stopped answering shows up while its phase still says Running).
 pub fn pod_running(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    let unready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "False"));
     pod.metadata.deletion_timestamp.is_none()
-        && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && !unready
 }
 
 /// The entry of a member counts when its pod runs, the entry was written by that pod (not a

@@ -4,7 +4,7 @@
 //! exact requests one reconcile made: method, path, field manager and body.
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
@@ -515,6 +515,26 @@ async fn aggregation_healthy_degraded_and_split_brain() {
     stale.last_seen = Some(at("2026-11-23T09:50:00Z"));
     let st = status_body(&run(vec![stale, entry("b", State::SBS, 7)]).await);
     assert_eq!(st["phase"], "NoHot");
+
+    // Nor does the entry of a pod marked unready (its node stopped answering).
+    let mut dead = pods.clone();
+    dead[0].status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        ..PodCondition::default()
+    }]);
+    let g = group(
+        g0.spec.clone(),
+        Some(status(vec![
+            entry("a", State::HS, 7),
+            entry("b", State::HS, 8),
+        ])),
+    );
+    let st = status_body(&reconcile_once(g, dead).await);
+    assert_eq!(
+        (st["phase"].clone(), st["hot"].clone()),
+        (json!("Degraded"), json!("b"))
+    );
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ impl Default for Tuning {
             poll: Duration::from_millis(250),
             agent_timeout: Duration::from_millis(200),
             min_write_gap: Duration::from_millis(200),
-            refresh: Duration::from_secs(30),
+            refresh: Duration::from_secs(10),
             backoff_start: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             group_poll: Duration::from_secs(1),
