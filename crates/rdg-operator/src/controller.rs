@@ -5,7 +5,7 @@
 
 use crate::aggregate::{Aggregate, aggregate, pod_running};
 use crate::children::{
-    self, GROUP_LABEL, HASH_ANNOTATION, MANAGER, MEMBER_LABEL, PodDefaults, config_map, pods_hash,
+    self, GROUP_LABEL, MANAGER, PodDefaults, config_map, hash_of, member_of, pods_hash,
 };
 use crate::metrics::ControllerMetrics;
 use crate::render::render;
@@ -284,7 +284,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
                 priority: m.priority,
                 pod: pod.map(|p| PodView {
                     name: p.name_any(),
-                    up_to_date: p.annotations().get(HASH_ANNOTATION) == Some(&hash),
+                    up_to_date: hash_of(p) == Some(hash.as_str()),
                     running: pod_running(p),
                     deleting: p.metadata.deletion_timestamp.is_some(),
                 }),
@@ -357,7 +357,7 @@ async fn member_pods(
     let mut by_member = BTreeMap::new();
     let mut orphans = Vec::new();
     for p in api.list(&lp).await?.items {
-        match p.labels().get(MEMBER_LABEL).cloned() {
+        match member_of(&p) {
             Some(m) if group.spec.member(&m).is_some() => {
                 by_member.insert(m, p);
             }
