@@ -293,3 +293,52 @@ fn a_standby_vouches_only_for_the_hot_member_it_hears_itself() {
     let said = vouch(c.handle(ms(200), Input::Tick)).expect("c heartbeats");
     assert_eq!(said, ("a".to_string(), Some(ms(200))));
 }
+
+#[test]
+fn a_vouched_for_hot_member_is_declared_lost_when_the_word_runs_out_not_at_the_next_datagram() {
+    // Driven as the agent drives it: woken only at `next_deadline()` and when a datagram
+    // arrives. b last hears a (hot) itself at 1000 ms; c heard a 5 ms later (its heartbeat at
+    // 1060 ms says so) and nothing after. b must declare a lost when c's word is a timeout old
+    // (1305 ms), not at its own next heartbeat or c's next one (1360 ms).
+    let mut b = node(THREE, "b");
+    let mut datagrams: Vec<(u64, Message)> = Vec::new();
+    for (seq, t) in (0..=1000).step_by(100).enumerate() {
+        let mut hb = msg(MessageType::Heartbeat, "a", State::HS, seq as u64 + 1);
+        hb.epoch = 1;
+        hb.hot = "a".into();
+        datagrams.push((t, hb));
+    }
+    for (seq, t) in (60..=1760).step_by(100).enumerate() {
+        let mut hb = msg(MessageType::Heartbeat, "c", State::SBS, seq as u64 + 1);
+        hb.epoch = 1;
+        hb.hot = "a".into();
+        // c heard a 5 ms after each of a's heartbeats until 1005 ms, then never again.
+        hb.hot_heard_ago = Some(ms(t - (t - 60).min(1000) - 5));
+        datagrams.push((t, hb));
+    }
+    datagrams.sort_by_key(|(t, _)| *t);
+    let mut datagrams = datagrams.into_iter().peekable();
+    let mut now = 0;
+    let mut lost_at = None;
+    while now < 2000 && lost_at.is_none() {
+        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
+        let next_datagram = datagrams.peek().map_or(u64::MAX, |(t, _)| *t);
+        now = deadline.min(next_datagram);
+        let input = if next_datagram <= deadline {
+            let (_, message) = datagrams.next().expect("peeked");
+            Input::Received {
+                network: 0,
+                from: from(),
+                message,
+            }
+        } else {
+            Input::Tick
+        };
+        for out in b.handle(ms(now), input) {
+            if matches!(out, Output::Event(Event::HotLost { .. })) {
+                lost_at = Some(now);
+            }
+        }
+    }
+    assert_eq!(lost_at, Some(1305), "b declared a lost at {lost_at:?} ms");
+}

@@ -210,6 +210,14 @@ impl Node {
                     consider(t + self.p.timeout);
                 }
             }
+            // A hot member another member vouched for stays alive until that word is a
+            // timeout old; without waking then, a dead hot member's loss waited for the next
+            // datagram or heartbeat, up to an interval late.
+            if peer.state == State::HS
+                && let Some(t) = peer.hearsay
+            {
+                consider(t + self.p.timeout);
+            }
         }
         Some(best)
     }
