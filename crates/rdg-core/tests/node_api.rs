@@ -342,3 +342,93 @@ fn a_vouched_for_hot_member_is_declared_lost_when_the_word_runs_out_not_at_the_n
     }
     assert_eq!(lost_at, Some(1305), "b declared a lost at {lost_at:?} ms");
 }
+
+const THREE_CHECKED: &str = "\
+name: g
+heartbeat: {interval: 100ms, timeout: 300ms}
+networks: [{name: primary, multicast: 224.0.0.35}]
+netCheck: {targets: [10.0.0.1], timeout: 50ms}
+members:
+  - {name: a, priority: 100, addresses: {primary: 10.0.0.11}}
+  - {name: b, priority: 50, addresses: {primary: 10.0.0.12}}
+  - {name: c, priority: 10, addresses: {primary: 10.0.0.13}}
+";
+
+/// What b (priority 50) does when a (hot) dies at 1000 ms while b's net check fails one round
+/// (1200 ms) and passes again at 1320 ms; c (priority 10), which saw b ineligible, takes over,
+/// and c's word from 1330 ms on is `c_after`. Returns `(first time b was HS, b's hot member at
+/// 2000 ms)`.
+fn b_regaining_eligibility_after_the_hot_member_died(
+    c_after: State,
+) -> (Option<u64>, Option<String>) {
+    let mut b = node(THREE_CHECKED, "b");
+    let mut inputs: Vec<(u64, Input)> = Vec::new();
+    let heartbeat = |member: &str, state: State, seq: u64, epoch: u64, hot: &str| {
+        let mut hb = msg(MessageType::Heartbeat, member, state, seq);
+        hb.epoch = epoch;
+        hb.hot = hot.into();
+        Input::Received {
+            network: 0,
+            from: from(),
+            message: hb,
+        }
+    };
+    for (seq, t) in (0..=1000).step_by(100).enumerate() {
+        inputs.push((t, heartbeat("a", State::HS, seq as u64 + 1, 1, "a")));
+    }
+    for (seq, t) in (50..=1250).step_by(100).enumerate() {
+        inputs.push((t, heartbeat("c", State::SBS, seq as u64 + 1, 1, "a")));
+    }
+    let (epoch, hot) = if c_after == State::HS {
+        (2, "c")
+    } else {
+        (1, "")
+    };
+    for (seq, t) in (1330..=1930).step_by(100).enumerate() {
+        inputs.push((t, heartbeat("c", c_after, 100 + seq as u64, epoch, hot)));
+    }
+    for t in (100..=1100).step_by(100) {
+        inputs.push((t, Input::NetCheck { ok: true }));
+    }
+    inputs.push((1200, Input::NetCheck { ok: false }));
+    inputs.push((1320, Input::NetCheck { ok: true }));
+    inputs.push((1420, Input::NetCheck { ok: true }));
+    inputs.sort_by_key(|(t, _)| *t);
+    let mut inputs = inputs.into_iter().peekable();
+    let mut first_hot = None;
+    loop {
+        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
+        let next_input = inputs.peek().map_or(u64::MAX, |(t, _)| *t);
+        let now = deadline.min(next_input);
+        if now > 2000 {
+            break;
+        }
+        let input = if next_input <= deadline {
+            inputs.next().expect("peeked").1
+        } else {
+            Input::Tick
+        };
+        b.handle(ms(now), input);
+        if b.state() == State::HS && first_hot.is_none() {
+            first_hot = Some(now);
+        }
+    }
+    (first_hot, b.hot().map(str::to_string))
+}
+
+#[test]
+fn a_standby_regaining_eligibility_hears_everyone_before_taking_over() {
+    // c took over while b was ineligible: b must learn that before it acts, not become a
+    // second hot member because c's announcement was still on its way.
+    let (b_hot, hot) = b_regaining_eligibility_after_the_hot_member_died(State::HS);
+    assert_eq!(b_hot, None, "b became hot at {b_hot:?} ms beside c");
+    assert_eq!(hot.as_deref(), Some("c"));
+    // c stayed standby: b takes over as soon as it has heard c since it became eligible.
+    let (b_hot, hot) = b_regaining_eligibility_after_the_hot_member_died(State::SBS);
+    assert_eq!(
+        b_hot,
+        Some(1330),
+        "b should take over once c's fresh word is in"
+    );
+    assert_eq!(hot.as_deref(), Some("b"));
+}

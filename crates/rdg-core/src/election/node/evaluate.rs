@@ -200,6 +200,9 @@ impl Node {
         let key = |i: &usize| (self.p.priorities[*i], Reverse(self.p.names[*i].as_str()));
         let best = candidates.iter().copied().max_by_key(key);
         match best {
+            Some(b) if b == me && !electing && self.unheard_since_eligible(now) => {
+                // Wait for the next datagram: it may say another member is hot already.
+            }
             Some(b) if b == me => {
                 let reason = if electing {
                     HotReason::Election
@@ -222,6 +225,20 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Some live member has not been heard since this member's net check last turned to
+    /// passing. While this member was not eligible, a lower-ranked standby may have taken
+    /// over, its announcement still on its way; acting now would make a second hot member.
+    fn unheard_since_eligible(&self, now: Duration) -> bool {
+        let Some(since) = self.net_ok_since else {
+            return false;
+        };
+        (0..self.peers.len()).any(|i| {
+            i != self.p.me
+                && self.alive(i, now)
+                && self.peers[i].last_heard().is_none_or(|t| t <= since)
+        })
     }
 
     pub(super) fn temporal_wait_hot(&mut self, now: Duration) {

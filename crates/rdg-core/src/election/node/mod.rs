@@ -47,6 +47,10 @@ pub struct Node {
     next_heartbeat: Duration,
     net_failures: u32,
     net_last: Option<bool>,
+    /// When the net check last turned to passing. A standby that has just become eligible
+    /// again takes over only once it has heard every live member since: another standby may
+    /// have taken over while this one was not eligible.
+    net_ok_since: Option<Duration>,
     lease_until: Option<Duration>,
     last_now: Option<Duration>,
     /// The hot member this member believes in (itself included), for change events.
@@ -92,6 +96,7 @@ impl Node {
             next_heartbeat: now,
             net_failures: 0,
             net_last: None,
+            net_ok_since: None,
             lease_until: None,
             last_now: None,
             known_hot: None,
@@ -252,7 +257,7 @@ impl Node {
                 from,
                 message,
             } => self.on_message(now, network, from, message, &mut out),
-            Input::NetCheck { ok } => self.on_net_check(ok, &mut out),
+            Input::NetCheck { ok } => self.on_net_check(now, ok, &mut out),
             Input::Switchover { target } => self.on_switchover_command(now, target, &mut out),
             Input::Shutdown => {
                 self.shutdown(now, &mut out);
@@ -523,9 +528,16 @@ impl Node {
         }
     }
 
-    fn on_net_check(&mut self, ok: bool, out: &mut Vec<Output>) {
+    fn on_net_check(&mut self, now: Duration, ok: bool, out: &mut Vec<Output>) {
         if !self.p.net_check {
             return;
+        }
+        if self.net_last != Some(ok) {
+            // The others rank candidates by this flag: tell them at once.
+            self.announce = true;
+            if ok {
+                self.net_ok_since = Some(now);
+            }
         }
         self.net_last = Some(ok);
         if ok {
