@@ -2,6 +2,8 @@
 //! keeps one pod per member (creating missing ones, rolling out-of-date ones standbys first
 //! with one planned hand-over), applies the Service, carries out switchover requests through
 //! the status, and aggregates the members' reports into `hot`, `phase` and the conditions.
+//! When `spec.service` is removed, it deletes the Service it made (never one it does not
+//! control).
 
 use crate::aggregate::{Aggregate, aggregate, pod_running};
 use crate::children::{
@@ -12,16 +14,18 @@ use crate::render::render;
 use crate::resource::RedundantGroup;
 use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
 use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
+use futures_util::FutureExt;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Annotation an operator may set on a group to ask for a planned hand-over to a member; the
@@ -53,6 +57,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The clock (tests pin it).
     now: Box<dyn Fn() -> Time + Send + Sync>,
+    /// The Services carrying the group label, as the controller's watch sees them; without
+    /// it (or before its first listing) a reconcile asks the API server.
+    services: OnceLock<Store<Service>>,
 }
 
 impl Context {
@@ -80,7 +87,22 @@ impl Context {
             metrics: ControllerMetrics::default(),
             failures: Mutex::new(HashMap::new()),
             now,
+            services: OnceLock::new(),
         }
+    }
+
+    /// Reads Services from `store` (filled by a watch of the Services carrying
+    /// [`GROUP_LABEL`]) instead of asking the API server; [`run`] sets its own. Returns false
+    /// when a store was set already.
+    pub fn cache_services(&self, store: Store<Service>) -> bool {
+        self.services.set(store).is_ok()
+    }
+
+    /// The Service cache, once its first listing is complete.
+    fn service_cache(&self) -> Option<&Store<Service>> {
+        self.services
+            .get()
+            .filter(|s| s.wait_until_ready().now_or_never().is_some())
     }
 }
 
@@ -108,6 +130,14 @@ pub async fn run(
         ),
     };
     let owned = watcher::Config::default().labels(GROUP_LABEL);
+    // The Service watch also fills the cache a reconcile looks in for a Service to remove.
+    let (svc_store, svc_writer) = reflector::store();
+    if !ctx.cache_services(svc_store) {
+        tracing::warn!("the context has a Service cache already; it is not kept up to date");
+    }
+    let svc_events = reflector::reflector(svc_writer, watcher(svcs, owned.clone()))
+        .default_backoff()
+        .touched_objects();
     // Graceful shutdown lets running reconciles finish, but the controller waits for its
     // stores first; with the API server unreachable that never happens, so give it a bound.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -121,7 +151,7 @@ pub async fn run(
     let controller = Controller::new(groups, watcher::Config::default())
         .owns(pods, owned.clone())
         .owns(cms, owned.clone())
-        .owns(svcs, owned)
+        .owns_stream(svc_events)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -229,6 +259,8 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
                 &Patch::Apply(&with_kind(&svc, "v1", "Service")),
             )
             .await?;
+    } else {
+        remove_service(ctx, group, &ns).await?;
     }
 
     let (pods, orphans) = member_pods(&pods_api, group).await?;
@@ -346,6 +378,49 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// Deletes the Service the group had while `spec.service` was set: only one the group
+/// controls (its owner reference), so a Service of the same name that someone else made stays.
+async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Result<(), Error> {
+    let name = group.name_any();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let found = match ctx.service_cache() {
+        Some(cache) => cache
+            .get(&ObjectRef::new(&name).within(ns))
+            .map(|s| Service::clone(&s)),
+        None => api.get_opt(&name).await?,
+    };
+    let Some(svc) = found else { return Ok(()) };
+    if !controlled_by(&svc, group) || svc.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    // The precondition makes sure it is the Service seen, not one made since under its name.
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: svc.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        // Gone already, or replaced by another object: nothing of ours to delete.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(group = %name, service = %name, "service deleted: spec.service was removed");
+    let note = format!("deleted Service {name} (spec.service was removed)");
+    publish(ctx, group, EventType::Normal, "ServiceDeleted", note).await;
+    Ok(())
+}
+
+/// Whether the group is `obj`'s controller (its owner reference with `controller: true`).
+fn controlled_by<K: Resource>(obj: &K, group: &RedundantGroup) -> bool {
+    let Some(uid) = group.uid() else { return false };
+    obj.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "RedundantGroup")
 }
 
 /// The group's pods by member name, and the names of pods of members no longer in the spec.

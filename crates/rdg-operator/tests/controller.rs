@@ -4,10 +4,11 @@
 //! exact requests one reconcile made: method, path, field manager and body.
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
+use kube::runtime::{reflector, watcher};
 use kube::{Client, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{HASH_ANNOTATION, PodDefaults, pod_name};
@@ -50,10 +51,11 @@ impl Call {
     }
 }
 
-/// The fake API server: the scenario's pods, and every request received.
+/// The fake API server: the scenario's pods and Services, and every request received.
 #[derive(Default)]
 struct World {
     pods: Vec<Pod>,
+    services: Vec<Service>,
     calls: Vec<Call>,
 }
 
@@ -143,14 +145,25 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
         );
     }
+    let not_found = || {
+        (
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+        )
+    };
+    if let Some(name) = call.path.strip_prefix(&format!("{SERVICES}/"))
+        && (m == "GET" || m == "DELETE")
+    {
+        return match w.services.iter().find(|s| s.name_any() == name) {
+            Some(s) => (200, serde_json::to_value(s).unwrap()),
+            None => not_found(),
+        };
+    }
     if m == "DELETE" {
         let name = call.path.rsplit('/').next().unwrap();
         return match w.pods.iter().find(|p| p.name_any() == name) {
             Some(p) => (200, serde_json::to_value(p).unwrap()),
-            None => (
-                404,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-            ),
+            None => not_found(),
         };
     }
     // PATCH (apply, merge) and POST (create): answer with the object, as the server does.
@@ -179,11 +192,30 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
     (if m == "POST" { 201 } else { 200 }, body)
 }
 
-/// Runs one reconcile of `g` against the fake server holding `pods`; returns the requests.
+/// What the controller's Service watch has seen: nothing yet (it asks the API server), or
+/// these Services.
+enum ServiceCache {
+    Unfilled,
+    Holding(Vec<Service>),
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods` and no Service, with the
+/// Service cache filled (as the running controller has it); returns the requests.
 async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
+    reconcile_with(g, pods, vec![], ServiceCache::Holding(vec![])).await
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods` and `services`.
+async fn reconcile_with(
+    g: RedundantGroup,
+    pods: Vec<Pod>,
+    services: Vec<Service>,
+    cache: ServiceCache,
+) -> Vec<Call> {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let world = Arc::new(Mutex::new(World {
         pods,
+        services,
         calls: Vec::new(),
     }));
     let server_world = Arc::clone(&world);
@@ -223,6 +255,15 @@ async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
         reporter,
         Box::new(now),
     ));
+    if let ServiceCache::Holding(cached) = cache {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for s in cached {
+            writer.apply_watcher_event(&watcher::Event::InitApply(s));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(ctx.cache_services(store));
+    }
     reconcile(Arc::new(g), ctx)
         .await
         .expect("reconcile succeeds");
@@ -239,6 +280,7 @@ fn paths(calls: &[Call]) -> Vec<String> {
 
 const CM: &str = "/api/v1/namespaces/broadcast/configmaps/infocast-config";
 const PODS: &str = "/api/v1/namespaces/broadcast/pods";
+const SERVICES: &str = "/api/v1/namespaces/broadcast/services";
 const STATUS: &str =
     "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast/status";
 const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast";
@@ -768,4 +810,134 @@ async fn the_switchover_annotation_is_taken_up_and_removed() {
         ),
         (json!("b"), json!("Pending"))
     );
+}
+
+/// A spec asking for a Service on port 8080.
+fn with_service(mut s: RedundantGroupSpec) -> RedundantGroupSpec {
+    s.service =
+        Some(serde_json::from_value(json!({"ports": [{"name": "http", "port": 8080}]})).unwrap());
+    s
+}
+
+/// The Service the controller made for `g` while it asked for one, as the API server has it.
+fn made_service(g: &RedundantGroup) -> Service {
+    let asking = group(with_service(g.spec.clone()), None);
+    let mut s = rdg_operator::children::service(&asking).unwrap();
+    s.metadata.uid = Some("5e7c1ce0-0000-4000-8000-000000000001".into());
+    s
+}
+
+/// A steady group (both pods up to date, a had status) without `spec.service`.
+fn steady_without_service() -> (RedundantGroup, Vec<Pod>) {
+    let g0 = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    let g = group(
+        g0.spec.clone(),
+        Some(status(vec![
+            entry("a", State::HS, 7),
+            entry("b", State::SBS, 7),
+        ])),
+    );
+    (g, pods)
+}
+
+#[tokio::test]
+async fn a_service_is_applied_while_the_spec_asks_for_one() {
+    let g = group(with_service(spec(&[("a", 100), ("b", 50)])), None);
+    let calls = reconcile_once(g, vec![]).await;
+    let apply = calls
+        .iter()
+        .find(|c| c.is("PATCH", &format!("{SERVICES}/infocast")))
+        .unwrap_or_else(|| panic!("no Service apply in {:?}", paths(&calls)));
+    assert_eq!(apply.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(apply.body["kind"], "Service");
+    assert_eq!(
+        apply.body["spec"]["selector"]["rdg.infocast.io/role"],
+        "hot"
+    );
+    assert!(calls.iter().all(|c| c.method != "DELETE"));
+}
+
+#[tokio::test]
+async fn removing_spec_service_deletes_the_service_the_group_made() {
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc.clone()], ServiceCache::Holding(vec![svc])).await;
+    assert_eq!(
+        paths(&calls),
+        vec![
+            format!("PATCH {CM}"),
+            format!("DELETE {SERVICES}/infocast"),
+            format!("POST {EVENTS}"),
+            format!("GET {PODS}"),
+            format!("PATCH {STATUS}"),
+        ],
+        "the cache answers: no GET of the Service"
+    );
+    let delete = &calls[1];
+    assert_eq!(
+        delete.body["preconditions"]["uid"], "5e7c1ce0-0000-4000-8000-000000000001",
+        "only the Service seen, not one made since under its name"
+    );
+    assert_eq!(event_reasons(&calls), ["ServiceDeleted"]);
+}
+
+#[tokio::test]
+async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc], ServiceCache::Unfilled).await;
+    let svc_calls: Vec<String> = paths(&calls)
+        .into_iter()
+        .filter(|p| p.contains("/services"))
+        .collect();
+    assert_eq!(
+        svc_calls,
+        [
+            format!("GET {SERVICES}/infocast"),
+            format!("DELETE {SERVICES}/infocast"),
+        ]
+    );
+
+    // Nothing there: one GET, no DELETE, no Event.
+    let (g, pods) = steady_without_service();
+    let calls = reconcile_with(g, pods, vec![], ServiceCache::Unfilled).await;
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.is("GET", &format!("{SERVICES}/infocast")))
+    );
+    assert!(
+        calls.iter().all(|c| c.method != "DELETE"),
+        "{:?}",
+        paths(&calls)
+    );
+    assert!(event_reasons(&calls).is_empty());
+}
+
+#[tokio::test]
+async fn a_service_the_group_does_not_control_is_never_deleted() {
+    let (g, pods) = steady_without_service();
+    // Same name and labels, but made by someone else (no owner reference) ...
+    let mut foreign = made_service(&g);
+    foreign.metadata.owner_references = None;
+    // ... or controlled by another object (a previous group of the same name).
+    let mut other_owner = made_service(&g);
+    other_owner.metadata.owner_references.as_mut().unwrap()[0].uid =
+        "0b8e3c3e-9999-2222-3333-444455556666".into();
+    for svc in [foreign, other_owner] {
+        for cache in [
+            ServiceCache::Holding(vec![svc.clone()]),
+            ServiceCache::Unfilled,
+        ] {
+            let calls = reconcile_with(g.clone(), pods.clone(), vec![svc.clone()], cache).await;
+            assert!(
+                calls.iter().all(|c| c.method != "DELETE"),
+                "{:?}",
+                paths(&calls)
+            );
+            assert!(event_reasons(&calls).is_empty());
+        }
+    }
 }
