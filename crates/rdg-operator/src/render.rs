@@ -188,6 +188,22 @@ fn kubernetes_problems(spec: &RedundantGroupSpec) -> Vec<Problem> {
             );
         }
     }
+    if let Some(l) = &spec.log_level {
+        if l.trim().is_empty() {
+            add(
+                "logLevel".to_string(),
+                "must not be empty (leave it out for the default, info)".to_string(),
+            );
+        } else if let Err(e) = l.parse::<tracing_subscriber::EnvFilter>() {
+            add(
+                "logLevel".to_string(),
+                format!(
+                    "{l:?} is not a log filter ({e}); use a level (error, warn, info, debug, \
+                     trace) or directives like info,rdg_agent=debug"
+                ),
+            );
+        }
+    }
     if let Some(s) = &spec.switchover
         && spec.member(&s.to).is_none()
     {
@@ -303,6 +319,26 @@ mod tests {
         assert!(p.contains(&"auth.secretRef.key".to_string()), "{p:?}");
         assert!(p.iter().all(|p| !p.starts_with("auth.keyFile")), "{p:?}");
         assert_eq!(spec_path("auth.keyFile"), "auth.secretRef.key");
+    }
+
+    #[test]
+    fn the_log_level_must_be_a_log_filter() {
+        for good in [
+            "debug",
+            "info,rdg_agent=debug",
+            "warn,rdg_core::election=trace",
+        ] {
+            assert!(
+                render("g", &spec(json!({"logLevel": good}))).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in ["", "  ", "rdg_agent=loud", "info,[bad", "a=b=c"] {
+            let err = render("g", &spec(json!({"logLevel": bad}))).expect_err(bad);
+            assert_eq!(err.len(), 1, "{bad}: {err:?}");
+            assert_eq!(err[0].path, "logLevel", "{bad}");
+            assert!(!err[0].message.is_empty());
+        }
     }
 
     #[test]

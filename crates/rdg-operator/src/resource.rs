@@ -136,6 +136,12 @@ pub struct RedundantGroupSpec {
     /// Image pull policy of the member pods (Always, IfNotPresent, Never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// Log filter of the rdg processes in the member pods (agent and carousel), as their
+    /// `RUST_LOG`: a `tracing` EnvFilter such as `debug` or `info,rdg_agent=debug`; default
+    /// `info`. Changing it replaces the member pods like any other spec change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub log_level: Option<String>,
     /// Resources of the agent container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -285,7 +291,15 @@ pub fn objects_dir(config_map: &str) -> String {
     format!("/var/lib/rdg/objects/{config_map}")
 }
 
+/// Log filter of member pods when the spec names none.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 impl RedundantGroupSpec {
+    /// The member pods' log filter (`RUST_LOG`): `logLevel`, or [`DEFAULT_LOG_LEVEL`].
+    pub fn log_level(&self) -> &str {
+        self.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL)
+    }
+
     /// The member entry named `name`.
     pub fn member(&self, name: &str) -> Option<&MemberSpec> {
         self.members.iter().find(|m| m.name == name)

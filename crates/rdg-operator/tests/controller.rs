@@ -941,3 +941,85 @@ async fn a_service_the_group_does_not_control_is_never_deleted() {
         }
     }
 }
+
+fn rust_log(pod: &Pod, container: &str) -> Option<String> {
+    let ps = pod.spec.as_ref().unwrap();
+    ps.containers
+        .iter()
+        .chain(ps.init_containers.iter().flatten())
+        .find(|c| c.name == container)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "RUST_LOG")?
+        .value
+        .clone()
+}
+
+#[tokio::test]
+async fn member_pods_log_at_the_specs_log_level() {
+    let created = |calls: &[Call]| -> Pod {
+        let c = calls.iter().find(|c| c.is("POST", PODS)).unwrap();
+        serde_json::from_value(c.body.clone()).unwrap()
+    };
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let calls = reconcile_once(g, vec![]).await;
+    assert_eq!(rust_log(&created(&calls), "agent").as_deref(), Some("info"));
+
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.log_level = Some("info,rdg_agent=debug".into());
+    s.transmitter = Some(
+        serde_json::from_value(json!({
+            "configMaps": ["boot-objects"],
+            "channels": [{"address": "224.2.2.2", "port": 22222, "bitRate": "2Mbit",
+                "objects": [{"name": "o", "source": "/var/lib/rdg/objects/boot-objects/o"}]}]
+        }))
+        .unwrap(),
+    );
+    let calls = reconcile_once(group(s, None), vec![]).await;
+    let pod = created(&calls);
+    assert_eq!(
+        rust_log(&pod, "agent").as_deref(),
+        Some("info,rdg_agent=debug")
+    );
+    assert_eq!(
+        rust_log(&pod, "carousel").as_deref(),
+        Some("info,rdg_agent=debug")
+    );
+}
+
+#[test]
+fn only_a_log_level_other_than_the_default_changes_the_pods_hash() {
+    let with = |level: Option<&str>| {
+        let mut s = spec(&[("a", 100), ("b", 50)]);
+        s.log_level = level.map(str::to_string);
+        desired_hash(&group(s, None))
+    };
+    // Pods made before logLevel existed keep their hash: an operator upgrade rolls nothing.
+    assert_eq!(with(None), with(Some("info")));
+    assert_ne!(with(None), with(Some("debug")));
+    assert_ne!(with(Some("debug")), with(Some("trace")));
+}
+
+#[tokio::test]
+async fn an_invalid_log_level_is_reported_with_its_field_path() {
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.log_level = Some("rdg_agent=loud".into());
+    let calls = reconcile_once(group(s, None), vec![]).await;
+    assert!(calls.iter().all(|c| !c.is("POST", PODS)), "no pod");
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "Invalid");
+    let cv = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ConfigValid")
+        .unwrap();
+    assert_eq!(cv["status"], "False");
+    let msg = cv["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.logLevel: \"rdg_agent=loud\" is not a log filter"),
+        "{msg}"
+    );
+    assert_eq!(event_reasons(&calls), ["InvalidSpec"]);
+}
