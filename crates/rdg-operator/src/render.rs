@@ -3,7 +3,7 @@
 //! controller changes nothing for an invalid spec: it only reports the problems.
 
 use crate::resource::{RedundantGroupSpec, objects_dir};
-use rdg_core::config::{Auth, GroupConfig, Member, Problem, StatusEndpoint};
+use rdg_core::config::{Auth, GroupConfig, Member, Problem};
 use sha2::{Digest, Sha256};
 
 /// Directory of the role file inside member pods (an emptyDir shared by the agent and the
@@ -62,9 +62,7 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
         auth: spec.auth.as_ref().map(|a| Auth {
             key_file: format!("{KEY_DIR}/{}", a.secret_ref.key),
         }),
-        status: StatusEndpoint {
-            listen: spec.status.listen,
-        },
+        status: spec.status.clone(),
         transmitter: spec.carousel(),
         notify: spec.notify.clone(),
     };

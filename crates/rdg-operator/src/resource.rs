@@ -10,11 +10,13 @@ use crate::status::RedundantGroupStatus;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, ServicePort, Toleration};
 use kube::{CustomResource, KubeSchema};
 use rdg_core::Dur;
-use rdg_core::config::{Garp, Heartbeat, NetCheck, Network, Notify, Timeouts, Transmitter, Vip};
+use rdg_core::config::{
+    Garp, Heartbeat, NetCheck, Network, Notify, StatusEndpoint, Timeouts, Transmitter, Vip,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// API group of the resource.
 pub const GROUP: &str = "rdg.infocast.io";
@@ -122,7 +124,7 @@ pub struct RedundantGroupSpec {
     /// The agents' local status endpoint (/status, /healthz, /metrics) on each node. Pods use
     /// the host network, so groups sharing a node need different ports.
     #[serde(default)]
-    pub status: StatusSpec,
+    pub status: StatusEndpoint,
     /// A command run on every notable event (inside the agent container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -202,27 +204,6 @@ pub struct SecretKeyRef {
 
 fn default_secret_key() -> String {
     "key".to_string()
-}
-
-/// The agents' status endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusSpec {
-    /// Address the agent serves /status, /healthz and /metrics on (host network).
-    #[serde(default = "default_status_listen")]
-    pub listen: SocketAddr,
-}
-
-fn default_status_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9035))
-}
-
-impl Default for StatusSpec {
-    fn default() -> Self {
-        StatusSpec {
-            listen: default_status_listen(),
-        }
-    }
 }
 
 /// What the hot member transmits.
