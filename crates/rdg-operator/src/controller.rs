@@ -57,8 +57,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The clock (tests pin it).
     now: Box<dyn Fn() -> Time + Send + Sync>,
-    /// The Services carrying the group label, as the controller's watch sees them; without
-    /// it (or before its first listing) a reconcile asks the API server.
+    /// The Services carrying the group label, as the controller's watch sees them (before its
+    /// first listing is complete a reconcile asks the API server instead). Without one (a
+    /// context used outside [`run`], as by a benchmark) nobody looks for a Service to remove.
     services: OnceLock<Store<Service>>,
 }
 
@@ -96,13 +97,6 @@ impl Context {
     /// when a store was set already.
     pub fn cache_services(&self, store: Store<Service>) -> bool {
         self.services.set(store).is_ok()
-    }
-
-    /// The Service cache, once its first listing is complete.
-    fn service_cache(&self) -> Option<&Store<Service>> {
-        self.services
-            .get()
-            .filter(|s| s.wait_until_ready().now_or_never().is_some())
     }
 }
 
@@ -385,11 +379,12 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
 async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Result<(), Error> {
     let name = group.name_any();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let found = match ctx.service_cache() {
-        Some(cache) => cache
+    let found = match ctx.services.get() {
+        None => return Ok(()),
+        Some(cache) if filled(cache) => cache
             .get(&ObjectRef::new(&name).within(ns))
             .map(|s| Service::clone(&s)),
-        None => api.get_opt(&name).await?,
+        Some(_) => api.get_opt(&name).await?,
     };
     let Some(svc) = found else { return Ok(()) };
     if !controlled_by(&svc, group) || svc.metadata.deletion_timestamp.is_some() {
@@ -413,6 +408,15 @@ async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Resu
     let note = format!("deleted Service {name} (spec.service was removed)");
     publish(ctx, group, EventType::Normal, "ServiceDeleted", note).await;
     Ok(())
+}
+
+/// Whether a cache's first listing is complete (before it, a missing object proves nothing).
+fn filled<K>(cache: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(cache.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
 /// Whether the group is `obj`'s controller (its owner reference with `controller: true`).

@@ -192,9 +192,11 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
     (if m == "POST" { 201 } else { 200 }, body)
 }
 
-/// What the controller's Service watch has seen: nothing yet (it asks the API server), or
-/// these Services.
+/// The controller's Service cache: none (a context used outside `run`: no Service is looked
+/// for), one whose first listing is not complete yet (it asks the API server), or one
+/// holding these Services.
 enum ServiceCache {
+    Absent,
     Unfilled,
     Holding(Vec<Service>),
 }
@@ -255,18 +257,26 @@ async fn reconcile_with(
         reporter,
         Box::new(now),
     ));
-    if let ServiceCache::Holding(cached) = cache {
-        let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for s in cached {
-            writer.apply_watcher_event(&watcher::Event::InitApply(s));
+    let (store, mut writer) = reflector::store();
+    match cache {
+        ServiceCache::Absent => {}
+        ServiceCache::Unfilled => {
+            writer.apply_watcher_event(&watcher::Event::Init);
+            assert!(ctx.cache_services(store));
         }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        assert!(ctx.cache_services(store));
+        ServiceCache::Holding(cached) => {
+            writer.apply_watcher_event(&watcher::Event::Init);
+            for s in cached {
+                writer.apply_watcher_event(&watcher::Event::InitApply(s));
+            }
+            writer.apply_watcher_event(&watcher::Event::InitDone);
+            assert!(ctx.cache_services(store));
+        }
     }
     reconcile(Arc::new(g), ctx)
         .await
         .expect("reconcile succeeds");
+    drop(writer);
     server.abort();
     std::mem::take(&mut world.lock().unwrap().calls)
 }
@@ -914,6 +924,16 @@ async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
         paths(&calls)
     );
     assert!(event_reasons(&calls).is_empty());
+
+    // Outside `run` (no cache at all) nobody looks for a Service.
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc], ServiceCache::Absent).await;
+    assert!(
+        calls.iter().all(|c| !c.path.contains("/services")),
+        "{:?}",
+        paths(&calls)
+    );
 }
 
 #[tokio::test]
