@@ -4,6 +4,11 @@
 //! the status, and aggregates the members' reports into `hot`, `phase` and the conditions.
 //! When `spec.service` is removed, it deletes the Service it made (never one it does not
 //! control).
+//!
+//! The watches of the objects it owns (pods, ConfigMaps, Services carrying the group label)
+//! also fill caches: a reconcile reads the group's pods from there instead of listing them,
+//! and applies the ConfigMap only when the cached one differs. A group with nothing to do
+//! costs no request. While a cache's first listing is incomplete, it asks the API server.
 
 use crate::aggregate::{Aggregate, aggregate, pod_running};
 use crate::children::{
@@ -57,10 +62,23 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The clock (tests pin it).
     now: Box<dyn Fn() -> Time + Send + Sync>,
-    /// The Services carrying the group label, as the controller's watch sees them (before its
-    /// first listing is complete a reconcile asks the API server instead). Without one (a
-    /// context used outside [`run`], as by a benchmark) nobody looks for a Service to remove.
-    services: OnceLock<Store<Service>>,
+    /// What the watches of the group's children have seen; [`run`] sets them. Without them
+    /// (a context used outside `run`, as by a benchmark) a reconcile lists the pods, applies
+    /// the ConfigMap every time and never looks for a Service to remove.
+    caches: OnceLock<Caches>,
+}
+
+/// The objects carrying [`GROUP_LABEL`], as the controller's watches see them. They may lag
+/// behind the API server: a reconcile that acts on a stale entry gets a 409 or 404 it
+/// tolerates, and the watch event that brings the entry up to date triggers another reconcile.
+#[derive(Clone)]
+pub struct Caches {
+    /// Member pods.
+    pub pods: Store<Pod>,
+    /// The rendered configuration ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// The Services selecting the hot members.
+    pub services: Store<Service>,
 }
 
 impl Context {
@@ -88,15 +106,25 @@ impl Context {
             metrics: ControllerMetrics::default(),
             failures: Mutex::new(HashMap::new()),
             now,
-            services: OnceLock::new(),
+            caches: OnceLock::new(),
         }
     }
 
-    /// Reads Services from `store` (filled by a watch of the Services carrying
-    /// [`GROUP_LABEL`]) instead of asking the API server; [`run`] sets its own. Returns false
-    /// when a store was set already.
-    pub fn cache_services(&self, store: Store<Service>) -> bool {
-        self.services.set(store).is_ok()
+    /// Reads the group's children from `caches` instead of asking the API server; [`run`]
+    /// sets its own. Returns false when caches were set already.
+    pub fn use_caches(&self, caches: Caches) -> bool {
+        self.caches.set(caches).is_ok()
+    }
+
+    /// A cache, once its first listing is complete (before it, a missing object proves
+    /// nothing).
+    fn cache<K>(&self, pick: impl Fn(&Caches) -> &Store<K>) -> Option<&Store<K>>
+    where
+        K: kube::runtime::reflector::Lookup + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let store = pick(self.caches.get()?);
+        matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))).then_some(store)
     }
 }
 
@@ -124,14 +152,37 @@ pub async fn run(
         ),
     };
     let owned = watcher::Config::default().labels(GROUP_LABEL);
-    // The Service watch also fills the cache a reconcile looks in for a Service to remove.
+    // The children's watches trigger reconciles of their group and fill the caches. Managed
+    // fields are dropped: the controller never reads them.
+    let (pod_store, pod_writer) = reflector::store();
+    let (cm_store, cm_writer) = reflector::store();
     let (svc_store, svc_writer) = reflector::store();
-    if !ctx.cache_services(svc_store) {
-        tracing::warn!("the context has a Service cache already; it is not kept up to date");
+    let caches = Caches {
+        pods: pod_store,
+        config_maps: cm_store,
+        services: svc_store,
+    };
+    if !ctx.use_caches(caches) {
+        tracing::warn!("the context has caches already; they are not kept up to date");
     }
-    let svc_events = reflector::reflector(svc_writer, watcher(svcs, owned.clone()))
-        .default_backoff()
-        .touched_objects();
+    let pod_events = reflector::reflector(
+        pod_writer,
+        watcher(pods, owned.clone()).modify(|p: &mut Pod| p.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let cm_events = reflector::reflector(
+        cm_writer,
+        watcher(cms, owned.clone()).modify(|c: &mut ConfigMap| c.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let svc_events = reflector::reflector(
+        svc_writer,
+        watcher(svcs, owned).modify(|s: &mut Service| s.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
     // Graceful shutdown lets running reconciles finish, but the controller waits for its
     // stores first; with the API server unreachable that never happens, so give it a bound.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -143,8 +194,8 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let controller = Controller::new(groups, watcher::Config::default())
-        .owns(pods, owned.clone())
-        .owns(cms, owned.clone())
+        .owns_stream(pod_events)
+        .owns_stream(cm_events)
         .owns_stream(svc_events)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
@@ -215,7 +266,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
     let rendered = match render(&name, &group.spec) {
         Ok(r) => r,
         Err(problems) => {
-            let pods = member_pods(&pods_api, group).await?;
+            let pods = member_pods(ctx, &pods_api, group, &ns).await?;
             let agg = aggregate(&group.spec, &previous, &pods.0, &problems, &now);
             let status = status_of(group, &previous, &agg, previous.switchover.clone(), None);
             if previous.phase != Some(Phase::Invalid) {
@@ -237,13 +288,19 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
 
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm = config_map(group, &rendered);
-    cm_api
-        .patch(
-            &children::config_map_name(&name),
-            &apply,
-            &Patch::Apply(&with_kind(&cm, "v1", "ConfigMap")),
-        )
-        .await?;
+    let cm_name = children::config_map_name(&name);
+    let cached = ctx
+        .cache(|c| &c.config_maps)
+        .and_then(|c| c.get(&ObjectRef::new(&cm_name).within(&ns)));
+    if !cached.is_some_and(|c| config_map_current(&c, &cm, group)) {
+        cm_api
+            .patch(
+                &cm_name,
+                &apply,
+                &Patch::Apply(&with_kind(&cm, "v1", "ConfigMap")),
+            )
+            .await?;
+    }
     if let Some(svc) = children::service(group) {
         let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns);
         svc_api
@@ -257,7 +314,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
         remove_service(ctx, group, &ns).await?;
     }
 
-    let (pods, orphans) = member_pods(&pods_api, group).await?;
+    let (pods, orphans) = member_pods(ctx, &pods_api, group, &ns).await?;
     let hash = pods_hash(group, &rendered, &ctx.defaults);
     let agg = aggregate(&group.spec, &previous, &pods, &[], &now);
 
@@ -379,12 +436,12 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
 async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Result<(), Error> {
     let name = group.name_any();
     let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    let found = match ctx.services.get() {
-        None => return Ok(()),
-        Some(cache) if filled(cache) => cache
+    let found = match ctx.cache(|c| &c.services) {
+        Some(cache) => cache
             .get(&ObjectRef::new(&name).within(ns))
             .map(|s| Service::clone(&s)),
-        Some(_) => api.get_opt(&name).await?,
+        None if ctx.caches.get().is_none() => return Ok(()),
+        None => api.get_opt(&name).await?,
     };
     let Some(svc) = found else { return Ok(()) };
     if !controlled_by(&svc, group) || svc.metadata.deletion_timestamp.is_some() {
@@ -410,13 +467,17 @@ async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Resu
     Ok(())
 }
 
-/// Whether a cache's first listing is complete (before it, a missing object proves nothing).
-fn filled<K>(cache: &Store<K>) -> bool
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    matches!(cache.wait_until_ready().now_or_never(), Some(Ok(())))
+/// Whether the ConfigMap the API server has (`current`) already is the one to apply (`want`):
+/// same data, our labels, controlled by the group, not being deleted.
+fn config_map_current(current: &ConfigMap, want: &ConfigMap, group: &RedundantGroup) -> bool {
+    current.data == want.data
+        && current.binary_data.is_none()
+        && current.metadata.deletion_timestamp.is_none()
+        && want
+            .labels()
+            .iter()
+            .all(|(k, v)| current.labels().get(k) == Some(v))
+        && controlled_by(current, group)
 }
 
 /// Whether the group is `obj`'s controller (its owner reference with `controller: true`).
@@ -427,15 +488,32 @@ fn controlled_by<K: Resource>(obj: &K, group: &RedundantGroup) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "RedundantGroup")
 }
 
-/// The group's pods by member name, and the names of pods of members no longer in the spec.
+/// The group's pods by member name, and the names of pods of members no longer in the spec:
+/// from the pod cache, or listed.
 async fn member_pods(
+    ctx: &Context,
     api: &Api<Pod>,
     group: &RedundantGroup,
+    ns: &str,
 ) -> Result<(BTreeMap<String, Pod>, Vec<String>), Error> {
-    let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={}", group.name_any()));
+    let name = group.name_any();
+    let pods: Vec<Pod> = match ctx.cache(|c| &c.pods) {
+        Some(cache) => cache
+            .state_filter(|p| {
+                p.metadata.namespace.as_deref() == Some(ns)
+                    && p.labels().get(GROUP_LABEL) == Some(&name)
+            })
+            .into_iter()
+            .map(|p| Pod::clone(&p))
+            .collect(),
+        None => {
+            let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={name}"));
+            api.list(&lp).await?.items
+        }
+    };
     let mut by_member = BTreeMap::new();
     let mut orphans = Vec::new();
-    for p in api.list(&lp).await?.items {
+    for p in pods {
         match member_of(&p) {
             Some(m) if group.spec.member(&m).is_some() => {
                 by_member.insert(m, p);

@@ -4,7 +4,7 @@
 //! exact requests one reconcile made: method, path, field manager and body.
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodCondition, PodStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
@@ -12,7 +12,7 @@ use kube::runtime::{reflector, watcher};
 use kube::{Client, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{HASH_ANNOTATION, PodDefaults, pod_name};
-use rdg_operator::controller::{Context, reconcile};
+use rdg_operator::controller::{Caches, Context, reconcile};
 use rdg_operator::status::{
     Failover, MemberEntry, Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus,
 };
@@ -192,19 +192,47 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
     (if m == "POST" { 201 } else { 200 }, body)
 }
 
-/// The controller's Service cache: none (a context used outside `run`: no Service is looked
-/// for), one whose first listing is not complete yet (it asks the API server), or one
-/// holding these Services.
-enum ServiceCache {
+/// The controller's caches of the group's children: none (a context used outside `run`: it
+/// lists pods, applies the ConfigMap, never looks for a Service to remove), ones whose first
+/// listing is not complete yet (it asks the API server), or ones holding the server's pods
+/// and these ConfigMaps and Services (as the running controller has them).
+enum Cache {
     Absent,
     Unfilled,
-    Holding(Vec<Service>),
+    Holding {
+        config_maps: Vec<ConfigMap>,
+        services: Vec<Service>,
+    },
 }
 
-/// Runs one reconcile of `g` against the fake server holding `pods` and no Service, with the
-/// Service cache filled (as the running controller has it); returns the requests.
+impl Cache {
+    /// Filled caches holding the server's pods, no ConfigMap and `services`.
+    fn services(services: Vec<Service>) -> Cache {
+        Cache::Holding {
+            config_maps: vec![],
+            services,
+        }
+    }
+}
+
+/// A filled cache holding `objects`.
+fn filled<K>(objects: Vec<K>) -> (reflector::Store<K>, reflector::store::Writer<K>)
+where
+    K: reflector::Lookup<DynamicType = ()> + Clone + 'static,
+{
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods` and no Service, without
+/// caches; returns the requests.
 async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
-    reconcile_with(g, pods, vec![], ServiceCache::Holding(vec![])).await
+    reconcile_with(g, pods, vec![], Cache::Absent).await
 }
 
 /// Runs one reconcile of `g` against the fake server holding `pods` and `services`.
@@ -212,8 +240,9 @@ async fn reconcile_with(
     g: RedundantGroup,
     pods: Vec<Pod>,
     services: Vec<Service>,
-    cache: ServiceCache,
+    cache: Cache,
 ) -> Vec<Call> {
+    let cached_pods = pods.clone();
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let world = Arc::new(Mutex::new(World {
         pods,
@@ -257,26 +286,41 @@ async fn reconcile_with(
         reporter,
         Box::new(now),
     ));
-    let (store, mut writer) = reflector::store();
-    match cache {
-        ServiceCache::Absent => {}
-        ServiceCache::Unfilled => {
-            writer.apply_watcher_event(&watcher::Event::Init);
-            assert!(ctx.cache_services(store));
+    // The writers stay alive during the reconcile, as the watches do.
+    let writers = match cache {
+        Cache::Absent => None,
+        Cache::Unfilled => {
+            let (pods, pw) = reflector::store();
+            let (config_maps, cw) = reflector::store();
+            let (services, sw) = reflector::store();
+            let caches = Caches {
+                pods,
+                config_maps,
+                services,
+            };
+            assert!(ctx.use_caches(caches));
+            Some((pw, cw, sw))
         }
-        ServiceCache::Holding(cached) => {
-            writer.apply_watcher_event(&watcher::Event::Init);
-            for s in cached {
-                writer.apply_watcher_event(&watcher::Event::InitApply(s));
-            }
-            writer.apply_watcher_event(&watcher::Event::InitDone);
-            assert!(ctx.cache_services(store));
+        Cache::Holding {
+            config_maps,
+            services,
+        } => {
+            let (pods, pw) = filled(cached_pods);
+            let (config_maps, cw) = filled(config_maps);
+            let (services, sw) = filled(services);
+            let caches = Caches {
+                pods,
+                config_maps,
+                services,
+            };
+            assert!(ctx.use_caches(caches));
+            Some((pw, cw, sw))
         }
-    }
+    };
     reconcile(Arc::new(g), ctx)
         .await
         .expect("reconcile succeeds");
-    drop(writer);
+    drop(writers);
     server.abort();
     std::mem::take(&mut world.lock().unwrap().calls)
 }
@@ -873,17 +917,16 @@ async fn a_service_is_applied_while_the_spec_asks_for_one() {
 async fn removing_spec_service_deletes_the_service_the_group_made() {
     let (g, pods) = steady_without_service();
     let svc = made_service(&g);
-    let calls = reconcile_with(g, pods, vec![svc.clone()], ServiceCache::Holding(vec![svc])).await;
+    let calls = reconcile_with(g, pods, vec![svc.clone()], Cache::services(vec![svc])).await;
     assert_eq!(
         paths(&calls),
         vec![
             format!("PATCH {CM}"),
             format!("DELETE {SERVICES}/infocast"),
             format!("POST {EVENTS}"),
-            format!("GET {PODS}"),
             format!("PATCH {STATUS}"),
         ],
-        "the cache answers: no GET of the Service"
+        "the caches answer: no GET of the Service, no pod list"
     );
     let delete = &calls[1];
     assert_eq!(
@@ -897,7 +940,12 @@ async fn removing_spec_service_deletes_the_service_the_group_made() {
 async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
     let (g, pods) = steady_without_service();
     let svc = made_service(&g);
-    let calls = reconcile_with(g, pods, vec![svc], ServiceCache::Unfilled).await;
+    let calls = reconcile_with(g, pods, vec![svc], Cache::Unfilled).await;
+    assert!(
+        calls.iter().any(|c| c.is("GET", PODS)),
+        "{:?}",
+        paths(&calls)
+    );
     let svc_calls: Vec<String> = paths(&calls)
         .into_iter()
         .filter(|p| p.contains("/services"))
@@ -912,7 +960,7 @@ async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
 
     // Nothing there: one GET, no DELETE, no Event.
     let (g, pods) = steady_without_service();
-    let calls = reconcile_with(g, pods, vec![], ServiceCache::Unfilled).await;
+    let calls = reconcile_with(g, pods, vec![], Cache::Unfilled).await;
     assert!(
         calls
             .iter()
@@ -928,7 +976,7 @@ async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
     // Outside `run` (no cache at all) nobody looks for a Service.
     let (g, pods) = steady_without_service();
     let svc = made_service(&g);
-    let calls = reconcile_with(g, pods, vec![svc], ServiceCache::Absent).await;
+    let calls = reconcile_with(g, pods, vec![svc], Cache::Absent).await;
     assert!(
         calls.iter().all(|c| !c.path.contains("/services")),
         "{:?}",
@@ -947,10 +995,7 @@ async fn a_service_the_group_does_not_control_is_never_deleted() {
     other_owner.metadata.owner_references.as_mut().unwrap()[0].uid =
         "0b8e3c3e-9999-2222-3333-444455556666".into();
     for svc in [foreign, other_owner] {
-        for cache in [
-            ServiceCache::Holding(vec![svc.clone()]),
-            ServiceCache::Unfilled,
-        ] {
+        for cache in [Cache::services(vec![svc.clone()]), Cache::Unfilled] {
             let calls = reconcile_with(g.clone(), pods.clone(), vec![svc.clone()], cache).await;
             assert!(
                 calls.iter().all(|c| c.method != "DELETE"),
@@ -1042,4 +1087,122 @@ async fn an_invalid_log_level_is_reported_with_its_field_path() {
         "{msg}"
     );
     assert_eq!(event_reasons(&calls), ["InvalidSpec"]);
+}
+
+/// The ConfigMap the controller applies for `g`, as the API server has it.
+fn made_config_map(g: &RedundantGroup) -> ConfigMap {
+    let rendered = rdg_operator::render::render(&g.name_any(), &g.spec).unwrap();
+    let mut cm = rdg_operator::children::config_map(g, &rendered);
+    cm.metadata.uid = Some("c0f16e00-0000-4000-8000-000000000001".into());
+    cm
+}
+
+/// A steady group whose stored status is what the controller wrote, with its pods.
+async fn settled() -> (RedundantGroup, Vec<Pod>) {
+    let (g, pods) = steady_without_service();
+    let calls = reconcile_once(g.clone(), pods.clone()).await;
+    let mut st: RedundantGroupStatus = serde_json::from_value(status_body(&calls)).unwrap();
+    st.members = g.status.clone().unwrap().members;
+    (group(g.spec.clone(), Some(st)), pods)
+}
+
+#[tokio::test]
+async fn with_filled_caches_a_steady_group_costs_no_request() {
+    let (g, pods) = settled().await;
+    let cache = Cache::Holding {
+        config_maps: vec![made_config_map(&g)],
+        services: vec![],
+    };
+    let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+    assert_eq!(paths(&calls), Vec::<String>::new());
+
+    // Without caches: the ConfigMap apply and the pod list.
+    let calls = reconcile_once(g, pods).await;
+    assert_eq!(
+        paths(&calls),
+        vec![format!("PATCH {CM}"), format!("GET {PODS}")]
+    );
+}
+
+#[tokio::test]
+async fn a_cached_config_map_that_differs_is_applied_again() {
+    let (g, pods) = settled().await;
+    let edits: [fn(&mut ConfigMap); 3] = [
+        // Someone edited the configuration (or it is the one of the previous spec).
+        |cm| {
+            cm.data
+                .as_mut()
+                .unwrap()
+                .insert("group.yaml".into(), "name: other\n".into());
+        },
+        // Someone took the group label off.
+        |cm| {
+            cm.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .remove("rdg.infocast.io/group");
+        },
+        // The group does not control it (no owner reference).
+        |cm| cm.metadata.owner_references = None,
+    ];
+    for edit in edits {
+        let mut cm = made_config_map(&g);
+        edit(&mut cm);
+        let cache = Cache::Holding {
+            config_maps: vec![cm],
+            services: vec![],
+        };
+        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        assert_eq!(paths(&calls), vec![format!("PATCH {CM}")]);
+        assert_eq!(calls[0].body["kind"], "ConfigMap");
+    }
+}
+
+#[tokio::test]
+async fn a_new_group_with_filled_caches_lists_nothing() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let calls = reconcile_with(g, vec![], vec![], Cache::services(vec![])).await;
+    assert_eq!(
+        paths(&calls),
+        vec![
+            format!("PATCH {CM}"),
+            format!("POST {PODS}"),
+            format!("POST {PODS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_pod_cache_is_read_per_group_and_namespace() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g);
+    let a = running_pod(&g, "a", &hash);
+    // Pod b of a group of the same name in another namespace, and of another group here.
+    let mut elsewhere = running_pod(&g, "b", &hash);
+    elsewhere.metadata.namespace = Some("other".into());
+    let mut other_group = running_pod(&g, "b", &hash);
+    other_group.metadata.name = Some("radio-b".into());
+    other_group
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("rdg.infocast.io/group".into(), "radio".into());
+    let calls = reconcile_with(
+        g,
+        vec![a, elsewhere, other_group],
+        vec![],
+        Cache::services(vec![]),
+    )
+    .await;
+    let created: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.is("POST", PODS))
+        .map(|c| c.body["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["infocast-b"], "{:?}", paths(&calls));
+    assert!(calls.iter().all(|c| c.method != "DELETE"), "no orphan");
 }
