@@ -20,7 +20,7 @@ use crate::resource::RedundantGroup;
 use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
 use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
 use futures_util::FutureExt;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -29,7 +29,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,11 @@ pub struct Context {
     /// (a context used outside `run`, as by a benchmark) a reconcile lists the pods, applies
     /// the ConfigMap every time and never looks for a Service to remove.
     caches: OnceLock<Caches>,
+    /// Names of the pods in the pod cache by namespace and group, so that a reconcile need not
+    /// scan the whole cache for its group's pods: kept up to date from the pod watch's events
+    /// by [`run`] ([`Context::note_pod_event`]); a group not in it yet is found by one scan.
+    /// It may name pods that are gone (each is looked up in the cache).
+    pod_names: Mutex<HashMap<(String, String), BTreeSet<String>>>,
 }
 
 /// The objects carrying [`GROUP_LABEL`], as the controller's watches see them. They may lag
@@ -107,6 +112,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             now,
             caches: OnceLock::new(),
+            pod_names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,6 +120,68 @@ impl Context {
     /// sets its own. Returns false when caches were set already.
     pub fn use_caches(&self, caches: Caches) -> bool {
         self.caches.set(caches).is_ok()
+    }
+
+    /// Keeps the index of the pod cache by group up to date with an event of the pod watch.
+    pub fn note_pod_event(&self, event: &watcher::Event<Pod>) {
+        let (pod, present) = match event {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, true),
+            watcher::Event::Delete(p) => (p, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let (Some(ns), Some(group)) = (pod.namespace(), pod.labels().get(GROUP_LABEL)) else {
+            return;
+        };
+        let mut index = self.pod_names.lock().unwrap_or_else(|e| e.into_inner());
+        let names = index.entry((ns, group.clone())).or_default();
+        if present {
+            names.insert(pod.name_any());
+        } else {
+            names.remove(&pod.name_any());
+        }
+    }
+
+    /// The pods in the pod cache labelled with group `group` of namespace `ns`, or of its
+    /// `members` (whose pods the index may not know yet).
+    fn cached_pods(
+        &self,
+        cache: &Store<Pod>,
+        ns: &str,
+        group: &str,
+        members: &[String],
+    ) -> Vec<Pod> {
+        let key = (ns.to_string(), group.to_string());
+        let known = self
+            .pod_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let known = known.unwrap_or_else(|| {
+            let names: BTreeSet<String> = cache
+                .state_filter(|p| {
+                    p.metadata.namespace.as_deref() == Some(ns)
+                        && p.labels().get(GROUP_LABEL).map(String::as_str) == Some(group)
+                })
+                .iter()
+                .map(|p| p.name_any())
+                .collect();
+            self.pod_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_default()
+                .extend(names.iter().cloned());
+            names
+        });
+        let expected = members.iter().map(|m| children::pod_name(group, m));
+        let names: BTreeSet<String> = known.into_iter().chain(expected).collect();
+        names
+            .iter()
+            .filter_map(|n| cache.get(&ObjectRef::new(n).within(ns)))
+            .filter(|p| p.labels().get(GROUP_LABEL).map(String::as_str) == Some(group))
+            .map(|p| Pod::clone(&p))
+            .collect()
     }
 
     /// A cache, once its first listing is complete (before it, a missing object proves
@@ -165,10 +233,12 @@ pub async fn run(
     if !ctx.use_caches(caches) {
         tracing::warn!("the context has caches already; they are not kept up to date");
     }
+    let indexing = Arc::clone(&ctx);
     let pod_events = reflector::reflector(
         pod_writer,
         watcher(pods, owned.clone()).modify(|p: &mut Pod| p.managed_fields_mut().clear()),
     )
+    .inspect_ok(move |ev| indexing.note_pod_event(ev))
     .default_backoff()
     .touched_objects();
     let cm_events = reflector::reflector(
@@ -498,14 +568,10 @@ async fn member_pods(
 ) -> Result<(BTreeMap<String, Pod>, Vec<String>), Error> {
     let name = group.name_any();
     let pods: Vec<Pod> = match ctx.cache(|c| &c.pods) {
-        Some(cache) => cache
-            .state_filter(|p| {
-                p.metadata.namespace.as_deref() == Some(ns)
-                    && p.labels().get(GROUP_LABEL) == Some(&name)
-            })
-            .into_iter()
-            .map(|p| Pod::clone(&p))
-            .collect(),
+        Some(cache) => {
+            let members: Vec<String> = group.spec.members.iter().map(|m| m.name.clone()).collect();
+            ctx.cached_pods(cache, ns, &name, &members)
+        }
         None => {
             let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={name}"));
             api.list(&lp).await?.items

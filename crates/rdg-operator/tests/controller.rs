@@ -195,22 +195,34 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
 /// The controller's caches of the group's children: none (a context used outside `run`: it
 /// lists pods, applies the ConfigMap, never looks for a Service to remove), ones whose first
 /// listing is not complete yet (it asks the API server), or ones holding the server's pods
-/// and these ConfigMaps and Services (as the running controller has them).
+/// and these ConfigMaps and Services (as the running controller has them; `indexed`: the
+/// pod watch's events were noted, as `run` does, else the controller scans the pod cache).
 enum Cache {
     Absent,
     Unfilled,
     Holding {
         config_maps: Vec<ConfigMap>,
         services: Vec<Service>,
+        indexed: bool,
     },
 }
 
 impl Cache {
-    /// Filled caches holding the server's pods, no ConfigMap and `services`.
+    /// Filled caches holding the server's pods (indexed), no ConfigMap and `services`.
     fn services(services: Vec<Service>) -> Cache {
         Cache::Holding {
             config_maps: vec![],
             services,
+            indexed: true,
+        }
+    }
+
+    /// Filled caches holding the server's pods and `config_maps`, no Service.
+    fn config_maps(config_maps: Vec<ConfigMap>) -> Cache {
+        Cache::Holding {
+            config_maps,
+            services: vec![],
+            indexed: true,
         }
     }
 }
@@ -304,7 +316,13 @@ async fn reconcile_with(
         Cache::Holding {
             config_maps,
             services,
+            indexed,
         } => {
+            if indexed {
+                for p in &cached_pods {
+                    ctx.note_pod_event(&watcher::Event::InitApply(p.clone()));
+                }
+            }
             let (pods, pw) = filled(cached_pods);
             let (config_maps, cw) = filled(config_maps);
             let (services, sw) = filled(services);
@@ -1109,12 +1127,15 @@ async fn settled() -> (RedundantGroup, Vec<Pod>) {
 #[tokio::test]
 async fn with_filled_caches_a_steady_group_costs_no_request() {
     let (g, pods) = settled().await;
-    let cache = Cache::Holding {
-        config_maps: vec![made_config_map(&g)],
-        services: vec![],
-    };
-    let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
-    assert_eq!(paths(&calls), Vec::<String>::new());
+    for indexed in [true, false] {
+        let cache = Cache::Holding {
+            config_maps: vec![made_config_map(&g)],
+            services: vec![],
+            indexed,
+        };
+        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        assert_eq!(paths(&calls), Vec::<String>::new(), "indexed: {indexed}");
+    }
 
     // Without caches: the ConfigMap apply and the pod list.
     let calls = reconcile_once(g, pods).await;
@@ -1149,11 +1170,13 @@ async fn a_cached_config_map_that_differs_is_applied_again() {
     for edit in edits {
         let mut cm = made_config_map(&g);
         edit(&mut cm);
-        let cache = Cache::Holding {
-            config_maps: vec![cm],
-            services: vec![],
-        };
-        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        let calls = reconcile_with(
+            g.clone(),
+            pods.clone(),
+            vec![],
+            Cache::config_maps(vec![cm]),
+        )
+        .await;
         assert_eq!(paths(&calls), vec![format!("PATCH {CM}")]);
         assert_eq!(calls[0].body["kind"], "ConfigMap");
     }
@@ -1173,6 +1196,38 @@ async fn a_new_group_with_filled_caches_lists_nothing() {
             format!("PATCH {STATUS}"),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_removed_members_pod_is_found_in_the_pod_cache_and_deleted() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g);
+    let bigger = group(spec(&[("a", 100), ("b", 50), ("c", 10)]), None);
+    let pods = vec![
+        running_pod(&g, "a", &hash),
+        running_pod(&g, "b", &hash),
+        running_pod(&bigger, "c", &hash),
+    ];
+    for indexed in [true, false] {
+        let cache = Cache::Holding {
+            config_maps: vec![made_config_map(&g)],
+            services: vec![],
+            indexed,
+        };
+        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        let writes: Vec<String> = paths(&calls)
+            .into_iter()
+            .filter(|p| !p.contains("/events"))
+            .collect();
+        assert_eq!(
+            writes,
+            vec![
+                format!("DELETE {PODS}/infocast-c"),
+                format!("PATCH {STATUS}")
+            ],
+            "indexed: {indexed}"
+        );
+    }
 }
 
 #[tokio::test]
