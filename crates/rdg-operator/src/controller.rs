@@ -133,11 +133,15 @@ impl Context {
             return;
         };
         let mut index = self.pod_names.lock().unwrap_or_else(|e| e.into_inner());
-        let names = index.entry((ns, group.clone())).or_default();
+        let key = (ns, group.clone());
         if present {
-            names.insert(pod.name_any());
-        } else {
+            index.entry(key).or_default().insert(pod.name_any());
+        } else if let Some(names) = index.get_mut(&key) {
             names.remove(&pod.name_any());
+            // A deleted group's entry goes with its last pod.
+            if names.is_empty() {
+                index.remove(&key);
+            }
         }
     }
 
