@@ -4,7 +4,7 @@
 //! an owner reference to the group, so deleting the group deletes them.
 
 use crate::render::{CONFIG_DIR, CONFIG_KEY, KEY_DIR, ROLE_DIR, Rendered};
-use crate::resource::{MemberSpec, RedundantGroup, objects_dir};
+use crate::resource::{DEFAULT_LOG_LEVEL, MemberSpec, RedundantGroup, objects_dir};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod, PodSpec, Probe, SecretVolumeSource,
@@ -111,6 +111,12 @@ pub fn pods_hash(group: &RedundantGroup, rendered: &Rendered, defaults: &PodDefa
         "members": s.members,
         "serviceAccount": defaults.service_account,
     });
+    let mut inputs = inputs;
+    // Only a level other than the default is an input, so that pods made before `logLevel`
+    // existed (or with it set to the default) keep their hash and are not replaced.
+    if s.log_level() != DEFAULT_LOG_LEVEL {
+        inputs["logLevel"] = s.log_level().into();
+    }
     crate::render::hash(&[&rendered.yaml, &inputs.to_string()])
 }
 
@@ -277,7 +283,7 @@ pub fn pod(
             env_field("RDG_K8S_NAMESPACE", "metadata.namespace"),
             env_field("RDG_K8S_POD", "metadata.name"),
             env_field("RDG_K8S_NODE", "spec.nodeName"),
-            env("RUST_LOG", "info"),
+            env("RUST_LOG", s.log_level()),
         ]),
         volume_mounts: Some(agent_mounts),
         resources: s.resources.clone(),
@@ -325,7 +331,7 @@ pub fn pod(
             image: Some(image.clone()),
             image_pull_policy: s.image_pull_policy.clone(),
             args: Some(args),
-            env: Some(vec![env("RUST_LOG", "info")]),
+            env: Some(vec![env("RUST_LOG", s.log_level())]),
             volume_mounts: Some(mounts),
             security_context: Some(transmitter_security()),
             ..Container::default()

@@ -2,6 +2,13 @@
 //! keeps one pod per member (creating missing ones, rolling out-of-date ones standbys first
 //! with one planned hand-over), applies the Service, carries out switchover requests through
 //! the status, and aggregates the members' reports into `hot`, `phase` and the conditions.
+//! When `spec.service` is removed, it deletes the Service it made (never one it does not
+//! control).
+//!
+//! The watches of the objects it owns (pods, ConfigMaps, Services carrying the group label)
+//! also fill caches: a reconcile reads the group's pods from there instead of listing them,
+//! and applies the ConfigMap only when the cached one differs. A group with nothing to do
+//! costs no request. While a cache's first listing is incomplete, it asks the API server.
 
 use crate::aggregate::{Aggregate, aggregate, pod_running};
 use crate::children::{
@@ -12,16 +19,18 @@ use crate::render::render;
 use crate::resource::RedundantGroup;
 use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
 use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
-use futures_util::StreamExt;
+use futures_util::FutureExt;
+use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Annotation an operator may set on a group to ask for a planned hand-over to a member; the
@@ -53,6 +62,28 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The clock (tests pin it).
     now: Box<dyn Fn() -> Time + Send + Sync>,
+    /// What the watches of the group's children have seen; [`run`] sets them. Without them
+    /// (a context used outside `run`, as by a benchmark) a reconcile lists the pods, applies
+    /// the ConfigMap every time and never looks for a Service to remove.
+    caches: OnceLock<Caches>,
+    /// Names of the pods in the pod cache by namespace and group, so that a reconcile need not
+    /// scan the whole cache for its group's pods: kept up to date from the pod watch's events
+    /// by [`run`] ([`Context::note_pod_event`]); a group not in it yet is found by one scan.
+    /// It may name pods that are gone (each is looked up in the cache).
+    pod_names: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+}
+
+/// The objects carrying [`GROUP_LABEL`], as the controller's watches see them. They may lag
+/// behind the API server: a reconcile that acts on a stale entry gets a 409 or 404 it
+/// tolerates, and the watch event that brings the entry up to date triggers another reconcile.
+#[derive(Clone)]
+pub struct Caches {
+    /// Member pods.
+    pub pods: Store<Pod>,
+    /// The rendered configuration ConfigMaps.
+    pub config_maps: Store<ConfigMap>,
+    /// The Services selecting the hot members.
+    pub services: Store<Service>,
 }
 
 impl Context {
@@ -80,7 +111,92 @@ impl Context {
             metrics: ControllerMetrics::default(),
             failures: Mutex::new(HashMap::new()),
             now,
+            caches: OnceLock::new(),
+            pod_names: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads the group's children from `caches` instead of asking the API server; [`run`]
+    /// sets its own. Returns false when caches were set already.
+    pub fn use_caches(&self, caches: Caches) -> bool {
+        self.caches.set(caches).is_ok()
+    }
+
+    /// Keeps the index of the pod cache by group up to date with an event of the pod watch.
+    pub fn note_pod_event(&self, event: &watcher::Event<Pod>) {
+        let (pod, present) = match event {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, true),
+            watcher::Event::Delete(p) => (p, false),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let (Some(ns), Some(group)) = (pod.namespace(), pod.labels().get(GROUP_LABEL)) else {
+            return;
+        };
+        let mut index = self.pod_names.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (ns, group.clone());
+        if present {
+            index.entry(key).or_default().insert(pod.name_any());
+        } else if let Some(names) = index.get_mut(&key) {
+            names.remove(&pod.name_any());
+            // A deleted group's entry goes with its last pod.
+            if names.is_empty() {
+                index.remove(&key);
+            }
+        }
+    }
+
+    /// The pods in the pod cache labelled with group `group` of namespace `ns`, or of its
+    /// `members` (whose pods the index may not know yet).
+    fn cached_pods(
+        &self,
+        cache: &Store<Pod>,
+        ns: &str,
+        group: &str,
+        members: &[String],
+    ) -> Vec<Pod> {
+        let key = (ns.to_string(), group.to_string());
+        let known = self
+            .pod_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let known = known.unwrap_or_else(|| {
+            let names: BTreeSet<String> = cache
+                .state_filter(|p| {
+                    p.metadata.namespace.as_deref() == Some(ns)
+                        && p.labels().get(GROUP_LABEL).map(String::as_str) == Some(group)
+                })
+                .iter()
+                .map(|p| p.name_any())
+                .collect();
+            self.pod_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_default()
+                .extend(names.iter().cloned());
+            names
+        });
+        let expected = members.iter().map(|m| children::pod_name(group, m));
+        let names: BTreeSet<String> = known.into_iter().chain(expected).collect();
+        names
+            .iter()
+            .filter_map(|n| cache.get(&ObjectRef::new(n).within(ns)))
+            .filter(|p| p.labels().get(GROUP_LABEL).map(String::as_str) == Some(group))
+            .map(|p| Pod::clone(&p))
+            .collect()
+    }
+
+    /// A cache, once its first listing is complete (before it, a missing object proves
+    /// nothing).
+    fn cache<K>(&self, pick: impl Fn(&Caches) -> &Store<K>) -> Option<&Store<K>>
+    where
+        K: kube::runtime::reflector::Lookup + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let store = pick(self.caches.get()?);
+        matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))).then_some(store)
     }
 }
 
@@ -108,6 +224,39 @@ pub async fn run(
         ),
     };
     let owned = watcher::Config::default().labels(GROUP_LABEL);
+    // The children's watches trigger reconciles of their group and fill the caches. Managed
+    // fields are dropped: the controller never reads them.
+    let (pod_store, pod_writer) = reflector::store();
+    let (cm_store, cm_writer) = reflector::store();
+    let (svc_store, svc_writer) = reflector::store();
+    let caches = Caches {
+        pods: pod_store,
+        config_maps: cm_store,
+        services: svc_store,
+    };
+    if !ctx.use_caches(caches) {
+        tracing::warn!("the context has caches already; they are not kept up to date");
+    }
+    let indexing = Arc::clone(&ctx);
+    let pod_events = reflector::reflector(
+        pod_writer,
+        watcher(pods, owned.clone()).modify(|p: &mut Pod| p.managed_fields_mut().clear()),
+    )
+    .inspect_ok(move |ev| indexing.note_pod_event(ev))
+    .default_backoff()
+    .touched_objects();
+    let cm_events = reflector::reflector(
+        cm_writer,
+        watcher(cms, owned.clone()).modify(|c: &mut ConfigMap| c.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let svc_events = reflector::reflector(
+        svc_writer,
+        watcher(svcs, owned).modify(|s: &mut Service| s.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .touched_objects();
     // Graceful shutdown lets running reconciles finish, but the controller waits for its
     // stores first; with the API server unreachable that never happens, so give it a bound.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -119,9 +268,9 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let controller = Controller::new(groups, watcher::Config::default())
-        .owns(pods, owned.clone())
-        .owns(cms, owned.clone())
-        .owns(svcs, owned)
+        .owns_stream(pod_events)
+        .owns_stream(cm_events)
+        .owns_stream(svc_events)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -191,7 +340,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
     let rendered = match render(&name, &group.spec) {
         Ok(r) => r,
         Err(problems) => {
-            let pods = member_pods(&pods_api, group).await?;
+            let pods = member_pods(ctx, &pods_api, group, &ns).await?;
             let agg = aggregate(&group.spec, &previous, &pods.0, &problems, &now);
             let status = status_of(group, &previous, &agg, previous.switchover.clone(), None);
             if previous.phase != Some(Phase::Invalid) {
@@ -213,13 +362,19 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
 
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm = config_map(group, &rendered);
-    cm_api
-        .patch(
-            &children::config_map_name(&name),
-            &apply,
-            &Patch::Apply(&with_kind(&cm, "v1", "ConfigMap")),
-        )
-        .await?;
+    let cm_name = children::config_map_name(&name);
+    let cached = ctx
+        .cache(|c| &c.config_maps)
+        .and_then(|c| c.get(&ObjectRef::new(&cm_name).within(&ns)));
+    if !cached.is_some_and(|c| config_map_current(&c, &cm, group)) {
+        cm_api
+            .patch(
+                &cm_name,
+                &apply,
+                &Patch::Apply(&with_kind(&cm, "v1", "ConfigMap")),
+            )
+            .await?;
+    }
     if let Some(svc) = children::service(group) {
         let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns);
         svc_api
@@ -229,9 +384,11 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
                 &Patch::Apply(&with_kind(&svc, "v1", "Service")),
             )
             .await?;
+    } else {
+        remove_service(ctx, group, &ns).await?;
     }
 
-    let (pods, orphans) = member_pods(&pods_api, group).await?;
+    let (pods, orphans) = member_pods(ctx, &pods_api, group, &ns).await?;
     let hash = pods_hash(group, &rendered, &ctx.defaults);
     let agg = aggregate(&group.spec, &previous, &pods, &[], &now);
 
@@ -348,15 +505,85 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
     }))
 }
 
-/// The group's pods by member name, and the names of pods of members no longer in the spec.
+/// Deletes the Service the group had while `spec.service` was set: only one the group
+/// controls (its owner reference), so a Service of the same name that someone else made stays.
+async fn remove_service(ctx: &Context, group: &RedundantGroup, ns: &str) -> Result<(), Error> {
+    let name = group.name_any();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    let found = match ctx.cache(|c| &c.services) {
+        Some(cache) => cache
+            .get(&ObjectRef::new(&name).within(ns))
+            .map(|s| Service::clone(&s)),
+        None if ctx.caches.get().is_none() => return Ok(()),
+        None => api.get_opt(&name).await?,
+    };
+    let Some(svc) = found else { return Ok(()) };
+    if !controlled_by(&svc, group) || svc.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    // The precondition makes sure it is the Service seen, not one made since under its name.
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: svc.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {}
+        // Gone already, or replaced by another object: nothing of ours to delete.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(group = %name, service = %name, "service deleted: spec.service was removed");
+    let note = format!("deleted Service {name} (spec.service was removed)");
+    publish(ctx, group, EventType::Normal, "ServiceDeleted", note).await;
+    Ok(())
+}
+
+/// Whether the ConfigMap the API server has (`current`) already is the one to apply (`want`):
+/// same data, our labels, controlled by the group, not being deleted.
+fn config_map_current(current: &ConfigMap, want: &ConfigMap, group: &RedundantGroup) -> bool {
+    current.data == want.data
+        && current.binary_data.is_none()
+        && current.metadata.deletion_timestamp.is_none()
+        && want
+            .labels()
+            .iter()
+            .all(|(k, v)| current.labels().get(k) == Some(v))
+        && controlled_by(current, group)
+}
+
+/// Whether the group is `obj`'s controller (its owner reference with `controller: true`).
+fn controlled_by<K: Resource>(obj: &K, group: &RedundantGroup) -> bool {
+    let Some(uid) = group.uid() else { return false };
+    obj.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "RedundantGroup")
+}
+
+/// The group's pods by member name, and the names of pods of members no longer in the spec:
+/// from the pod cache, or listed.
 async fn member_pods(
+    ctx: &Context,
     api: &Api<Pod>,
     group: &RedundantGroup,
+    ns: &str,
 ) -> Result<(BTreeMap<String, Pod>, Vec<String>), Error> {
-    let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={}", group.name_any()));
+    let name = group.name_any();
+    let pods: Vec<Pod> = match ctx.cache(|c| &c.pods) {
+        Some(cache) => {
+            let members: Vec<String> = group.spec.members.iter().map(|m| m.name.clone()).collect();
+            ctx.cached_pods(cache, ns, &name, &members)
+        }
+        None => {
+            let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={name}"));
+            api.list(&lp).await?.items
+        }
+    };
     let mut by_member = BTreeMap::new();
     let mut orphans = Vec::new();
-    for p in api.list(&lp).await?.items {
+    for p in pods {
         match member_of(&p) {
             Some(m) if group.spec.member(&m).is_some() => {
                 by_member.insert(m, p);

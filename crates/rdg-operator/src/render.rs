@@ -3,7 +3,7 @@
 //! controller changes nothing for an invalid spec: it only reports the problems.
 
 use crate::resource::{RedundantGroupSpec, objects_dir};
-use rdg_core::config::{Auth, GroupConfig, Member, Problem, StatusEndpoint};
+use rdg_core::config::{Auth, GroupConfig, Member, Problem};
 use sha2::{Digest, Sha256};
 
 /// Directory of the role file inside member pods (an emptyDir shared by the agent and the
@@ -62,9 +62,7 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
         auth: spec.auth.as_ref().map(|a| Auth {
             key_file: format!("{KEY_DIR}/{}", a.secret_ref.key),
         }),
-        status: StatusEndpoint {
-            listen: spec.status.listen,
-        },
+        status: spec.status.clone(),
         transmitter: spec.carousel(),
         notify: spec.notify.clone(),
     };
@@ -188,6 +186,22 @@ fn kubernetes_problems(spec: &RedundantGroupSpec) -> Vec<Problem> {
             );
         }
     }
+    if let Some(l) = &spec.log_level {
+        if l.trim().is_empty() {
+            add(
+                "logLevel".to_string(),
+                "must not be empty (leave it out for the default, info)".to_string(),
+            );
+        } else if let Err(e) = l.parse::<tracing_subscriber::EnvFilter>() {
+            add(
+                "logLevel".to_string(),
+                format!(
+                    "{l:?} is not a log filter ({e}); use a level (error, warn, info, debug, \
+                     trace) or directives like info,rdg_agent=debug"
+                ),
+            );
+        }
+    }
     if let Some(s) = &spec.switchover
         && spec.member(&s.to).is_none()
     {
@@ -303,6 +317,26 @@ mod tests {
         assert!(p.contains(&"auth.secretRef.key".to_string()), "{p:?}");
         assert!(p.iter().all(|p| !p.starts_with("auth.keyFile")), "{p:?}");
         assert_eq!(spec_path("auth.keyFile"), "auth.secretRef.key");
+    }
+
+    #[test]
+    fn the_log_level_must_be_a_log_filter() {
+        for good in [
+            "debug",
+            "info,rdg_agent=debug",
+            "warn,rdg_core::election=trace",
+        ] {
+            assert!(
+                render("g", &spec(json!({"logLevel": good}))).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in ["", "  ", "rdg_agent=loud", "info,[bad", "a=b=c"] {
+            let err = render("g", &spec(json!({"logLevel": bad}))).expect_err(bad);
+            assert_eq!(err.len(), 1, "{bad}: {err:?}");
+            assert_eq!(err[0].path, "logLevel", "{bad}");
+            assert!(!err[0].message.is_empty());
+        }
     }
 
     #[test]

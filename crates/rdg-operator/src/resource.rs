@@ -10,11 +10,13 @@ use crate::status::RedundantGroupStatus;
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, ServicePort, Toleration};
 use kube::{CustomResource, KubeSchema};
 use rdg_core::Dur;
-use rdg_core::config::{Garp, Heartbeat, NetCheck, Network, Notify, Timeouts, Transmitter, Vip};
+use rdg_core::config::{
+    Garp, Heartbeat, NetCheck, Network, Notify, StatusEndpoint, Timeouts, Transmitter, Vip,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// API group of the resource.
 pub const GROUP: &str = "rdg.infocast.io";
@@ -122,7 +124,7 @@ pub struct RedundantGroupSpec {
     /// The agents' local status endpoint (/status, /healthz, /metrics) on each node. Pods use
     /// the host network, so groups sharing a node need different ports.
     #[serde(default)]
-    pub status: StatusSpec,
+    pub status: StatusEndpoint,
     /// A command run on every notable event (inside the agent container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
@@ -136,6 +138,12 @@ pub struct RedundantGroupSpec {
     /// Image pull policy of the member pods (Always, IfNotPresent, Never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// Log filter of the rdg processes in the member pods (agent and carousel), as their
+    /// `RUST_LOG`: a `tracing` EnvFilter such as `debug` or `info,rdg_agent=debug`; default
+    /// `info`. Changing it replaces the member pods like any other spec change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub log_level: Option<String>,
     /// Resources of the agent container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -196,27 +204,6 @@ pub struct SecretKeyRef {
 
 fn default_secret_key() -> String {
     "key".to_string()
-}
-
-/// The agents' status endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusSpec {
-    /// Address the agent serves /status, /healthz and /metrics on (host network).
-    #[serde(default = "default_status_listen")]
-    pub listen: SocketAddr,
-}
-
-fn default_status_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9035))
-}
-
-impl Default for StatusSpec {
-    fn default() -> Self {
-        StatusSpec {
-            listen: default_status_listen(),
-        }
-    }
 }
 
 /// What the hot member transmits.
@@ -285,7 +272,15 @@ pub fn objects_dir(config_map: &str) -> String {
     format!("/var/lib/rdg/objects/{config_map}")
 }
 
+/// Log filter of member pods when the spec names none.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 impl RedundantGroupSpec {
+    /// The member pods' log filter (`RUST_LOG`): `logLevel`, or [`DEFAULT_LOG_LEVEL`].
+    pub fn log_level(&self) -> &str {
+        self.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL)
+    }
+
     /// The member entry named `name`.
     pub fn member(&self, name: &str) -> Option<&MemberSpec> {
         self.members.iter().find(|m| m.name == name)

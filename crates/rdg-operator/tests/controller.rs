@@ -4,14 +4,15 @@
 //! exact requests one reconcile made: method, path, field manager and body.
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodCondition, PodStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
+use kube::runtime::{reflector, watcher};
 use kube::{Client, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{HASH_ANNOTATION, PodDefaults, pod_name};
-use rdg_operator::controller::{Context, reconcile};
+use rdg_operator::controller::{Caches, Context, reconcile};
 use rdg_operator::status::{
     Failover, MemberEntry, Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus,
 };
@@ -50,10 +51,11 @@ impl Call {
     }
 }
 
-/// The fake API server: the scenario's pods, and every request received.
+/// The fake API server: the scenario's pods and Services, and every request received.
 #[derive(Default)]
 struct World {
     pods: Vec<Pod>,
+    services: Vec<Service>,
     calls: Vec<Call>,
 }
 
@@ -143,14 +145,25 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
             json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
         );
     }
+    let not_found = || {
+        (
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+        )
+    };
+    if let Some(name) = call.path.strip_prefix(&format!("{SERVICES}/"))
+        && (m == "GET" || m == "DELETE")
+    {
+        return match w.services.iter().find(|s| s.name_any() == name) {
+            Some(s) => (200, serde_json::to_value(s).unwrap()),
+            None => not_found(),
+        };
+    }
     if m == "DELETE" {
         let name = call.path.rsplit('/').next().unwrap();
         return match w.pods.iter().find(|p| p.name_any() == name) {
             Some(p) => (200, serde_json::to_value(p).unwrap()),
-            None => (
-                404,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-            ),
+            None => not_found(),
         };
     }
     // PATCH (apply, merge) and POST (create): answer with the object, as the server does.
@@ -179,11 +192,73 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
     (if m == "POST" { 201 } else { 200 }, body)
 }
 
-/// Runs one reconcile of `g` against the fake server holding `pods`; returns the requests.
+/// The controller's caches of the group's children: none (a context used outside `run`: it
+/// lists pods, applies the ConfigMap, never looks for a Service to remove), ones whose first
+/// listing is not complete yet (it asks the API server), or ones holding the server's pods
+/// and these ConfigMaps and Services (as the running controller has them; `indexed`: the
+/// pod watch's events were noted, as `run` does, else the controller scans the pod cache).
+enum Cache {
+    Absent,
+    Unfilled,
+    Holding {
+        config_maps: Vec<ConfigMap>,
+        services: Vec<Service>,
+        indexed: bool,
+    },
+}
+
+impl Cache {
+    /// Filled caches holding the server's pods (indexed), no ConfigMap and `services`.
+    fn services(services: Vec<Service>) -> Cache {
+        Cache::Holding {
+            config_maps: vec![],
+            services,
+            indexed: true,
+        }
+    }
+
+    /// Filled caches holding the server's pods and `config_maps`, no Service.
+    fn config_maps(config_maps: Vec<ConfigMap>) -> Cache {
+        Cache::Holding {
+            config_maps,
+            services: vec![],
+            indexed: true,
+        }
+    }
+}
+
+/// A filled cache holding `objects`.
+fn filled<K>(objects: Vec<K>) -> (reflector::Store<K>, reflector::store::Writer<K>)
+where
+    K: reflector::Lookup<DynamicType = ()> + Clone + 'static,
+{
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods` and no Service, without
+/// caches; returns the requests.
 async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
+    reconcile_with(g, pods, vec![], Cache::Absent).await
+}
+
+/// Runs one reconcile of `g` against the fake server holding `pods` and `services`.
+async fn reconcile_with(
+    g: RedundantGroup,
+    pods: Vec<Pod>,
+    services: Vec<Service>,
+    cache: Cache,
+) -> Vec<Call> {
+    let cached_pods = pods.clone();
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let world = Arc::new(Mutex::new(World {
         pods,
+        services,
         calls: Vec::new(),
     }));
     let server_world = Arc::clone(&world);
@@ -223,9 +298,47 @@ async fn reconcile_once(g: RedundantGroup, pods: Vec<Pod>) -> Vec<Call> {
         reporter,
         Box::new(now),
     ));
+    // The writers stay alive during the reconcile, as the watches do.
+    let writers = match cache {
+        Cache::Absent => None,
+        Cache::Unfilled => {
+            let (pods, pw) = reflector::store();
+            let (config_maps, cw) = reflector::store();
+            let (services, sw) = reflector::store();
+            let caches = Caches {
+                pods,
+                config_maps,
+                services,
+            };
+            assert!(ctx.use_caches(caches));
+            Some((pw, cw, sw))
+        }
+        Cache::Holding {
+            config_maps,
+            services,
+            indexed,
+        } => {
+            if indexed {
+                for p in &cached_pods {
+                    ctx.note_pod_event(&watcher::Event::InitApply(p.clone()));
+                }
+            }
+            let (pods, pw) = filled(cached_pods);
+            let (config_maps, cw) = filled(config_maps);
+            let (services, sw) = filled(services);
+            let caches = Caches {
+                pods,
+                config_maps,
+                services,
+            };
+            assert!(ctx.use_caches(caches));
+            Some((pw, cw, sw))
+        }
+    };
     reconcile(Arc::new(g), ctx)
         .await
         .expect("reconcile succeeds");
+    drop(writers);
     server.abort();
     std::mem::take(&mut world.lock().unwrap().calls)
 }
@@ -239,6 +352,7 @@ fn paths(calls: &[Call]) -> Vec<String> {
 
 const CM: &str = "/api/v1/namespaces/broadcast/configmaps/infocast-config";
 const PODS: &str = "/api/v1/namespaces/broadcast/pods";
+const SERVICES: &str = "/api/v1/namespaces/broadcast/services";
 const STATUS: &str =
     "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast/status";
 const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast";
@@ -768,4 +882,382 @@ async fn the_switchover_annotation_is_taken_up_and_removed() {
         ),
         (json!("b"), json!("Pending"))
     );
+}
+
+/// A spec asking for a Service on port 8080.
+fn with_service(mut s: RedundantGroupSpec) -> RedundantGroupSpec {
+    s.service =
+        Some(serde_json::from_value(json!({"ports": [{"name": "http", "port": 8080}]})).unwrap());
+    s
+}
+
+/// The Service the controller made for `g` while it asked for one, as the API server has it.
+fn made_service(g: &RedundantGroup) -> Service {
+    let asking = group(with_service(g.spec.clone()), None);
+    let mut s = rdg_operator::children::service(&asking).unwrap();
+    s.metadata.uid = Some("5e7c1ce0-0000-4000-8000-000000000001".into());
+    s
+}
+
+/// A steady group (both pods up to date, a had status) without `spec.service`.
+fn steady_without_service() -> (RedundantGroup, Vec<Pod>) {
+    let g0 = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g0);
+    let pods = vec![running_pod(&g0, "a", &hash), running_pod(&g0, "b", &hash)];
+    let g = group(
+        g0.spec.clone(),
+        Some(status(vec![
+            entry("a", State::HS, 7),
+            entry("b", State::SBS, 7),
+        ])),
+    );
+    (g, pods)
+}
+
+#[tokio::test]
+async fn a_service_is_applied_while_the_spec_asks_for_one() {
+    let g = group(with_service(spec(&[("a", 100), ("b", 50)])), None);
+    let calls = reconcile_once(g, vec![]).await;
+    let apply = calls
+        .iter()
+        .find(|c| c.is("PATCH", &format!("{SERVICES}/infocast")))
+        .unwrap_or_else(|| panic!("no Service apply in {:?}", paths(&calls)));
+    assert_eq!(apply.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(apply.body["kind"], "Service");
+    assert_eq!(
+        apply.body["spec"]["selector"]["rdg.infocast.io/role"],
+        "hot"
+    );
+    assert!(calls.iter().all(|c| c.method != "DELETE"));
+}
+
+#[tokio::test]
+async fn removing_spec_service_deletes_the_service_the_group_made() {
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc.clone()], Cache::services(vec![svc])).await;
+    assert_eq!(
+        paths(&calls),
+        vec![
+            format!("PATCH {CM}"),
+            format!("DELETE {SERVICES}/infocast"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}"),
+        ],
+        "the caches answer: no GET of the Service, no pod list"
+    );
+    let delete = &calls[1];
+    assert_eq!(
+        delete.body["preconditions"]["uid"], "5e7c1ce0-0000-4000-8000-000000000001",
+        "only the Service seen, not one made since under its name"
+    );
+    assert_eq!(event_reasons(&calls), ["ServiceDeleted"]);
+}
+
+#[tokio::test]
+async fn before_the_cache_is_filled_the_service_is_looked_up_then_deleted() {
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc], Cache::Unfilled).await;
+    assert!(
+        calls.iter().any(|c| c.is("GET", PODS)),
+        "{:?}",
+        paths(&calls)
+    );
+    let svc_calls: Vec<String> = paths(&calls)
+        .into_iter()
+        .filter(|p| p.contains("/services"))
+        .collect();
+    assert_eq!(
+        svc_calls,
+        [
+            format!("GET {SERVICES}/infocast"),
+            format!("DELETE {SERVICES}/infocast"),
+        ]
+    );
+
+    // Nothing there: one GET, no DELETE, no Event.
+    let (g, pods) = steady_without_service();
+    let calls = reconcile_with(g, pods, vec![], Cache::Unfilled).await;
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.is("GET", &format!("{SERVICES}/infocast")))
+    );
+    assert!(
+        calls.iter().all(|c| c.method != "DELETE"),
+        "{:?}",
+        paths(&calls)
+    );
+    assert!(event_reasons(&calls).is_empty());
+
+    // Outside `run` (no cache at all) nobody looks for a Service.
+    let (g, pods) = steady_without_service();
+    let svc = made_service(&g);
+    let calls = reconcile_with(g, pods, vec![svc], Cache::Absent).await;
+    assert!(
+        calls.iter().all(|c| !c.path.contains("/services")),
+        "{:?}",
+        paths(&calls)
+    );
+}
+
+#[tokio::test]
+async fn a_service_the_group_does_not_control_is_never_deleted() {
+    let (g, pods) = steady_without_service();
+    // Same name and labels, but made by someone else (no owner reference) ...
+    let mut foreign = made_service(&g);
+    foreign.metadata.owner_references = None;
+    // ... or controlled by another object (a previous group of the same name).
+    let mut other_owner = made_service(&g);
+    other_owner.metadata.owner_references.as_mut().unwrap()[0].uid =
+        "0b8e3c3e-9999-2222-3333-444455556666".into();
+    for svc in [foreign, other_owner] {
+        for cache in [Cache::services(vec![svc.clone()]), Cache::Unfilled] {
+            let calls = reconcile_with(g.clone(), pods.clone(), vec![svc.clone()], cache).await;
+            assert!(
+                calls.iter().all(|c| c.method != "DELETE"),
+                "{:?}",
+                paths(&calls)
+            );
+            assert!(event_reasons(&calls).is_empty());
+        }
+    }
+}
+
+fn rust_log(pod: &Pod, container: &str) -> Option<String> {
+    let ps = pod.spec.as_ref().unwrap();
+    ps.containers
+        .iter()
+        .chain(ps.init_containers.iter().flatten())
+        .find(|c| c.name == container)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "RUST_LOG")?
+        .value
+        .clone()
+}
+
+#[tokio::test]
+async fn member_pods_log_at_the_specs_log_level() {
+    let created = |calls: &[Call]| -> Pod {
+        let c = calls.iter().find(|c| c.is("POST", PODS)).unwrap();
+        serde_json::from_value(c.body.clone()).unwrap()
+    };
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let calls = reconcile_once(g, vec![]).await;
+    assert_eq!(rust_log(&created(&calls), "agent").as_deref(), Some("info"));
+
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.log_level = Some("info,rdg_agent=debug".into());
+    s.transmitter = Some(
+        serde_json::from_value(json!({
+            "configMaps": ["boot-objects"],
+            "channels": [{"address": "224.2.2.2", "port": 22222, "bitRate": "2Mbit",
+                "objects": [{"name": "o", "source": "/var/lib/rdg/objects/boot-objects/o"}]}]
+        }))
+        .unwrap(),
+    );
+    let calls = reconcile_once(group(s, None), vec![]).await;
+    let pod = created(&calls);
+    assert_eq!(
+        rust_log(&pod, "agent").as_deref(),
+        Some("info,rdg_agent=debug")
+    );
+    assert_eq!(
+        rust_log(&pod, "carousel").as_deref(),
+        Some("info,rdg_agent=debug")
+    );
+}
+
+#[test]
+fn only_a_log_level_other_than_the_default_changes_the_pods_hash() {
+    let with = |level: Option<&str>| {
+        let mut s = spec(&[("a", 100), ("b", 50)]);
+        s.log_level = level.map(str::to_string);
+        desired_hash(&group(s, None))
+    };
+    // Pods made before logLevel existed keep their hash: an operator upgrade rolls nothing.
+    assert_eq!(with(None), with(Some("info")));
+    assert_ne!(with(None), with(Some("debug")));
+    assert_ne!(with(Some("debug")), with(Some("trace")));
+}
+
+#[tokio::test]
+async fn an_invalid_log_level_is_reported_with_its_field_path() {
+    let mut s = spec(&[("a", 100), ("b", 50)]);
+    s.log_level = Some("rdg_agent=loud".into());
+    let calls = reconcile_once(group(s, None), vec![]).await;
+    assert!(calls.iter().all(|c| !c.is("POST", PODS)), "no pod");
+    let st = status_body(&calls);
+    assert_eq!(st["phase"], "Invalid");
+    let cv = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ConfigValid")
+        .unwrap();
+    assert_eq!(cv["status"], "False");
+    let msg = cv["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.logLevel: \"rdg_agent=loud\" is not a log filter"),
+        "{msg}"
+    );
+    assert_eq!(event_reasons(&calls), ["InvalidSpec"]);
+}
+
+/// The ConfigMap the controller applies for `g`, as the API server has it.
+fn made_config_map(g: &RedundantGroup) -> ConfigMap {
+    let rendered = rdg_operator::render::render(&g.name_any(), &g.spec).unwrap();
+    let mut cm = rdg_operator::children::config_map(g, &rendered);
+    cm.metadata.uid = Some("c0f16e00-0000-4000-8000-000000000001".into());
+    cm
+}
+
+/// A steady group whose stored status is what the controller wrote, with its pods.
+async fn settled() -> (RedundantGroup, Vec<Pod>) {
+    let (g, pods) = steady_without_service();
+    let calls = reconcile_once(g.clone(), pods.clone()).await;
+    let mut st: RedundantGroupStatus = serde_json::from_value(status_body(&calls)).unwrap();
+    st.members = g.status.clone().unwrap().members;
+    (group(g.spec.clone(), Some(st)), pods)
+}
+
+#[tokio::test]
+async fn with_filled_caches_a_steady_group_costs_no_request() {
+    let (g, pods) = settled().await;
+    for indexed in [true, false] {
+        let cache = Cache::Holding {
+            config_maps: vec![made_config_map(&g)],
+            services: vec![],
+            indexed,
+        };
+        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        assert_eq!(paths(&calls), Vec::<String>::new(), "indexed: {indexed}");
+    }
+
+    // Without caches: the ConfigMap apply and the pod list.
+    let calls = reconcile_once(g, pods).await;
+    assert_eq!(
+        paths(&calls),
+        vec![format!("PATCH {CM}"), format!("GET {PODS}")]
+    );
+}
+
+#[tokio::test]
+async fn a_cached_config_map_that_differs_is_applied_again() {
+    let (g, pods) = settled().await;
+    let edits: [fn(&mut ConfigMap); 3] = [
+        // Someone edited the configuration (or it is the one of the previous spec).
+        |cm| {
+            cm.data
+                .as_mut()
+                .unwrap()
+                .insert("group.yaml".into(), "name: other\n".into());
+        },
+        // Someone took the group label off.
+        |cm| {
+            cm.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .remove("rdg.infocast.io/group");
+        },
+        // The group does not control it (no owner reference).
+        |cm| cm.metadata.owner_references = None,
+    ];
+    for edit in edits {
+        let mut cm = made_config_map(&g);
+        edit(&mut cm);
+        let calls = reconcile_with(
+            g.clone(),
+            pods.clone(),
+            vec![],
+            Cache::config_maps(vec![cm]),
+        )
+        .await;
+        assert_eq!(paths(&calls), vec![format!("PATCH {CM}")]);
+        assert_eq!(calls[0].body["kind"], "ConfigMap");
+    }
+}
+
+#[tokio::test]
+async fn a_new_group_with_filled_caches_lists_nothing() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let calls = reconcile_with(g, vec![], vec![], Cache::services(vec![])).await;
+    assert_eq!(
+        paths(&calls),
+        vec![
+            format!("PATCH {CM}"),
+            format!("POST {PODS}"),
+            format!("POST {PODS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_removed_members_pod_is_found_in_the_pod_cache_and_deleted() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g);
+    let bigger = group(spec(&[("a", 100), ("b", 50), ("c", 10)]), None);
+    let pods = vec![
+        running_pod(&g, "a", &hash),
+        running_pod(&g, "b", &hash),
+        running_pod(&bigger, "c", &hash),
+    ];
+    for indexed in [true, false] {
+        let cache = Cache::Holding {
+            config_maps: vec![made_config_map(&g)],
+            services: vec![],
+            indexed,
+        };
+        let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
+        let writes: Vec<String> = paths(&calls)
+            .into_iter()
+            .filter(|p| !p.contains("/events"))
+            .collect();
+        assert_eq!(
+            writes,
+            vec![
+                format!("DELETE {PODS}/infocast-c"),
+                format!("PATCH {STATUS}")
+            ],
+            "indexed: {indexed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_pod_cache_is_read_per_group_and_namespace() {
+    let g = group(spec(&[("a", 100), ("b", 50)]), None);
+    let hash = desired_hash(&g);
+    let a = running_pod(&g, "a", &hash);
+    // Pod b of a group of the same name in another namespace, and of another group here.
+    let mut elsewhere = running_pod(&g, "b", &hash);
+    elsewhere.metadata.namespace = Some("other".into());
+    let mut other_group = running_pod(&g, "b", &hash);
+    other_group.metadata.name = Some("radio-b".into());
+    other_group
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("rdg.infocast.io/group".into(), "radio".into());
+    let calls = reconcile_with(
+        g,
+        vec![a, elsewhere, other_group],
+        vec![],
+        Cache::services(vec![]),
+    )
+    .await;
+    let created: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.is("POST", PODS))
+        .map(|c| c.body["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["infocast-b"], "{:?}", paths(&calls));
+    assert!(calls.iter().all(|c| c.method != "DELETE"), "no orphan");
 }

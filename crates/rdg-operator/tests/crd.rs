@@ -27,11 +27,16 @@ fn schema() -> Value {
 #[test]
 fn committed_crd_matches_generated() {
     let path = repo_root().join(CRD_FILE);
+    if std::env::var_os("RDG_UPDATE_CRD").is_some() {
+        std::fs::write(&path, rdg_operator::crd_yaml())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     assert!(
         committed == rdg_operator::crd_yaml(),
-        "{CRD_FILE} is out of date: run `cargo run -- crd > {CRD_FILE}`"
+        "{CRD_FILE} is out of date: run `cargo run -- crd > {CRD_FILE}` (or \
+         `RDG_UPDATE_CRD=1 cargo test -p rdg-operator --test crd`)"
     );
 }
 

@@ -302,7 +302,8 @@ fn expand(scope: &str, table: &[(&str, &[&str], &[&str])]) -> BTreeSet<Grant> {
 
 /// What the controller does (crates/rdg-operator/src/controller.rs): watches groups and
 /// removes the switchover annotation (patch), applies the status, creates/deletes pods,
-/// server-side-applies ConfigMaps and Services, publishes events.k8s.io Events.
+/// server-side-applies ConfigMaps and Services, deletes a group's Service once `spec.service` is
+/// removed, publishes events.k8s.io Events.
 fn controller_grants(scope: &str) -> BTreeSet<Grant> {
     expand(
         scope,
@@ -320,8 +321,13 @@ fn controller_grants(scope: &str) -> BTreeSet<Grant> {
             ("", &["pods"], &["get", "list", "watch", "create", "delete"]),
             (
                 "",
-                &["configmaps", "services"],
+                &["configmaps"],
                 &["get", "list", "watch", "create", "patch"],
+            ),
+            (
+                "",
+                &["services"],
+                &["get", "list", "watch", "create", "patch", "delete"],
             ),
             ("events.k8s.io", &["events"], &["create", "patch"]),
         ],
@@ -760,8 +766,14 @@ fn missing_rbac_grant_is_rejected() {
     );
 
     let err = mutated(|docs| {
-        doc_mut(docs, "ClusterRole", "controller")["rules"][4]["apiGroups"] =
-            serde_json::json!([""]);
+        let rules = doc_mut(docs, "ClusterRole", "controller")["rules"]
+            .as_array_mut()
+            .unwrap();
+        let events = rules
+            .iter_mut()
+            .find(|r| r["apiGroups"] == serde_json::json!(["events.k8s.io"]))
+            .expect("the controller's Events rule");
+        events["apiGroups"] = serde_json::json!([""]);
     })
     .unwrap_err();
     assert!(err.contains("events.k8s.io"), "{err}");
