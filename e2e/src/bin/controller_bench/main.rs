@@ -1,9 +1,14 @@
 //! Reconcile throughput and memory of the rdg controller against an in-process mock API
 //! server (kube's tower-test): N groups of three members, each reconciled once from nothing
 //! (ConfigMap, three pods, an event, the status) and then again in steady state (pods
-//! running, members reporting: ConfigMap apply and pod list only). Prints JSON.
+//! running, members reporting). Prints JSON.
 //!
-//! `controller_bench [--groups 1000] [--rounds 3]`
+//! As `rdg controller` runs it, the controller reads pods and ConfigMaps from its watches'
+//! caches (kept up to date here as the watches would), so a steady-state reconcile sends no
+//! request. `--no-caches` measures the path without them (a ConfigMap apply and a pod list
+//! per reconcile), the one taken until the watches' first listing is in.
+//!
+//! `controller_bench [--groups 1000] [--rounds 3] [--no-caches]`
 
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
@@ -13,7 +18,7 @@ use kube::runtime::events::Reporter;
 use kube::{Client, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{PodDefaults, pod_name, pods_hash};
-use rdg_operator::controller::{Context, reconcile};
+use rdg_operator::controller::{Caches, Context, reconcile};
 use rdg_operator::render::render;
 use rdg_operator::status::{MemberEntry, RedundantGroupStatus};
 use rdg_operator::{RedundantGroup, RedundantGroupSpec};
@@ -132,11 +137,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let out = rt.block_on(run(groups, rounds));
+    let caches = !std::env::args().any(|a| a == "--no-caches");
+    let out = rt.block_on(run(groups, rounds, caches));
     println!("{out}");
 }
 
-async fn run(n: usize, rounds: usize) -> Value {
+async fn run(n: usize, rounds: usize, caches: bool) -> Value {
     let (rss_start, _) = rss_kb();
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let pods: PodIndex = Arc::default();
@@ -180,6 +186,27 @@ async fn run(n: usize, rounds: usize) -> Value {
         reporter,
         Box::new(|| Time(NOW.parse().unwrap())),
     ));
+    // The controller's watch caches, as `rdg controller` has them: listed (empty at first),
+    // then kept up to date below as the watches would.
+    let mut writers = None;
+    if caches {
+        use kube::runtime::{reflector, watcher};
+        let (pods, mut pw) = reflector::store::<Pod>();
+        let (config_maps, mut cw) = reflector::store::<k8s_openapi::api::core::v1::ConfigMap>();
+        let (services, mut sw) = reflector::store();
+        pw.apply_watcher_event(&watcher::Event::Init);
+        pw.apply_watcher_event(&watcher::Event::InitDone);
+        cw.apply_watcher_event(&watcher::Event::Init);
+        cw.apply_watcher_event(&watcher::Event::InitDone);
+        sw.apply_watcher_event(&watcher::Event::Init);
+        sw.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(ctx.use_caches(Caches {
+            pods,
+            config_maps,
+            services,
+        }));
+        writers = Some((pw, cw, sw));
+    }
     let groups: Vec<RedundantGroup> = (0..n).map(group).collect();
 
     // 1. From nothing: every group gets its ConfigMap, pods, an event and a status.
@@ -211,6 +238,16 @@ async fn run(n: usize, rounds: usize) -> Value {
                 serde_json::to_value(p).unwrap()
             })
             .collect();
+        if let Some((pw, cw, _)) = writers.as_mut() {
+            for p in &items {
+                let p: Pod = serde_json::from_value(p.clone()).unwrap();
+                let ev = kube::runtime::watcher::Event::Apply(p);
+                pw.apply_watcher_event(&ev);
+                ctx.note_pod_event(&ev);
+            }
+            let cm = rdg_operator::children::config_map(g, &rendered);
+            cw.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cm));
+        }
         pods.lock()
             .unwrap()
             .insert(g.name_any(), Value::Array(items));
@@ -258,6 +295,7 @@ async fn run(n: usize, rounds: usize) -> Value {
     let round = |x: f64| (x * 100.0).round() / 100.0;
     json!({
         "groups": n,
+        "caches": caches,
         "membersPerGroup": 3,
         "create": {
             "reconciles": n,
