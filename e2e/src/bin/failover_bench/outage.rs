@@ -103,7 +103,9 @@ pub fn run(trials: usize, rates_hz: &[u32]) -> (Value, Vec<String>) {
                 wait_vip(&lab, &owner)?;
                 let mut kill = |m: &str| lab.host_death(m);
                 let mut new_owner = || lab.hot_members().into_iter().next();
+                let logs = LogMarks::take(&lab);
                 let t = measure(&lab, &owner, &mut rng, interval, &mut kill, &mut new_owner);
+                logs.print_if_outlier("rdg", rate, i, &t, timeout);
                 // (A trial that failed before its kill leaves the owner running as it was.)
                 if !lab.is_running(&owner) {
                     revive_host(&lab, &owner);
@@ -153,7 +155,9 @@ pub fn run(trials: usize, rates_hz: &[u32]) -> (Value, Vec<String>) {
                             .into_iter()
                             .find(|m| *m != owner)
                     };
+                    let logs = LogMarks::take(&lab);
                     let t = measure(&lab, &owner, &mut rng, interval, &mut kill, &mut new_owner);
+                    logs.print_if_outlier("keepalived", rate, i, &t, timeout);
                     revive_host(&lab, &owner);
                     instances
                         .lock()
@@ -465,6 +469,63 @@ fn measure(
             new_owner_mac,
         })
     })
+}
+
+/// Where the lab's logs (agents' or keepalived's) ended before a trial: an outlier trial prints
+/// what they gained, so it can be explained from the benchmark's output alone (the lab is
+/// deleted afterwards unless `RDG_E2E_KEEP` is set).
+struct LogMarks(Vec<(PathBuf, u64)>);
+
+impl LogMarks {
+    fn take(lab: &Lab) -> LogMarks {
+        let mut marks: Vec<(PathBuf, u64)> = std::fs::read_dir(lab.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .map(|p| {
+                let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, len)
+            })
+            .collect();
+        marks.sort();
+        LogMarks(marks)
+    }
+
+    /// Prints the trial's log lines (the last 40 per file) when it failed, when the client saw
+    /// two MACs after the takeover, or when the outage exceeded the timeout plus two intervals
+    /// and 30 ms (far beyond the usual spread).
+    fn print_if_outlier(
+        &self,
+        tool: &str,
+        rate: u32,
+        i: usize,
+        t: &Result<Trial, String>,
+        timeout: Duration,
+    ) {
+        let interval = timeout / 3;
+        let bound = (timeout + interval * 2).as_secs_f64() * 1e3 + 30.0;
+        let why = match t {
+            Err(e) => format!("failed: {e}"),
+            Ok(t) if t.macs_after.len() > 1 => format!("two MACs after: {:?}", t.macs_after),
+            Ok(t) if t.outage_ms > bound => format!("outage {:.1} ms > {bound:.0} ms", t.outage_ms),
+            Ok(_) => return,
+        };
+        eprintln!(
+            "outage {tool} {rate} Hz: trial {} is an outlier ({why}); its log lines:",
+            i + 1
+        );
+        for (path, offset) in &self.0 {
+            let lines = crate::logtime::lines_after(path, *offset);
+            let name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into());
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("  {name}: {line}");
+            }
+        }
+    }
 }
 
 /// A small xorshift generator for the pause before each kill.
