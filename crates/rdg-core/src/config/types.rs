@@ -23,7 +23,7 @@ pub struct GroupConfig {
     #[serde(default)]
     pub members: Vec<Member>,
     /// When true, a higher-priority standby takes the role from a running hot member (after
-    /// `preemptDelay`, by a planned hand-over). Default false: a running hot member keeps it.
+    /// `preemptDelay`, by a planned hand-over). When false, a running hot member keeps it.
     #[serde(default)]
     pub preempt: bool,
     /// How long a higher-priority standby must be ready before it preempts.
@@ -48,14 +48,15 @@ pub struct GroupConfig {
     /// Heartbeat authentication; without it datagrams carry no MAC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
-    /// Local status endpoint (/status, /healthz, /metrics).
+    /// Local status endpoint (/status, /healthz, /metrics, POST /switchover).
     #[serde(default)]
     pub status: StatusEndpoint,
     /// The Infocast carousel sent only while hot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transmitter: Option<Transmitter>,
     /// A command run on every notable event (became hot, standby, crashed, network anomaly,
-    /// recovery), like keepalived's notify scripts. An rdg extension of the design's keys.
+    /// recovery), like keepalived's notify scripts, as `CMD... EVENT GROUP MEMBER EPOCH
+    /// REASON`. An rdg extension of the design's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
 }
@@ -254,8 +255,9 @@ pub struct Vip {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Garp {
-    /// Announcements per VIP in the burst (at least 1).
+    /// Announcements per VIP in the burst.
     #[serde(default = "default_garp_count")]
+    #[schemars(range(min = 1))]
     pub count: u32,
     /// Time between the announcements of the burst.
     #[serde(default = "default_garp_spacing")]
@@ -298,7 +300,7 @@ pub struct Auth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusEndpoint {
-    /// Address to serve /status, /healthz and /metrics on.
+    /// Address to serve /status, /healthz, /metrics and POST /switchover on.
     #[serde(default = "default_status_listen")]
     pub listen: SocketAddr,
 }
