@@ -358,6 +358,17 @@ const STATUS: &str =
 const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/broadcast/events";
 
+/// The condition of type `kind` in a status body.
+fn condition(status: &Value, kind: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no conditions in {status}"))
+        .iter()
+        .find(|c| c["type"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no condition {kind} in {status}"))
+}
+
 fn status_body(calls: &[Call]) -> Value {
     let c = calls
         .iter()
@@ -473,15 +484,7 @@ async fn a_new_group_gets_its_config_map_one_pod_per_member_and_a_status() {
         st.get("members").is_none(),
         "the controller never writes members' entries"
     );
-    let cond = |t: &str| {
-        st["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == t)
-            .cloned()
-            .unwrap()
-    };
+    let cond = |t: &str| condition(&st, t);
     assert_eq!(cond("Ready")["status"], "False");
     assert_eq!(cond("ConfigValid")["status"], "True");
 }
@@ -614,12 +617,7 @@ async fn aggregation_healthy_degraded_and_split_brain() {
         st.get("hot").is_none(),
         "no single hot member in a split brain"
     );
-    let sb = st["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "SplitBrain")
-        .unwrap();
+    let sb = condition(&st, "SplitBrain");
     assert_eq!(sb["status"], "True");
     assert!(sb["message"].as_str().unwrap().contains("a, b"));
     assert_eq!(event_reasons(&calls), ["SplitBrain"]);
@@ -704,12 +702,7 @@ async fn an_invalid_spec_changes_nothing_and_says_which_field() {
     );
     let st = status_body(&calls);
     assert_eq!(st["phase"], "Invalid");
-    let cv = st["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "ConfigValid")
-        .unwrap();
+    let cv = condition(&st, "ConfigValid");
     assert_eq!(cv["status"], "False");
     let msg = cv["message"].as_str().unwrap();
     assert!(
@@ -1092,12 +1085,7 @@ async fn an_invalid_log_level_is_reported_with_its_field_path() {
     assert!(calls.iter().all(|c| !c.is("POST", PODS)), "no pod");
     let st = status_body(&calls);
     assert_eq!(st["phase"], "Invalid");
-    let cv = st["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "ConfigValid")
-        .unwrap();
+    let cv = condition(&st, "ConfigValid");
     assert_eq!(cv["status"], "False");
     let msg = cv["message"].as_str().unwrap();
     assert!(
