@@ -340,12 +340,21 @@ fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
     g.wait("a standby after resuming", Duration::from_secs(2), |g| {
         g.role_is("a", "SBS")
     });
+    // Role files, not leases: on a loaded machine b's renewal can come late and its lease lapse
+    // for a moment (the fence doing its job; CI saw it once). What matters here is that a never
+    // claims the role back, b never gives it up, and nobody else holds a lease.
     let watch = Instant::now();
     while watch.elapsed() < Duration::from_secs(1) {
-        assert_eq!(
-            g.hot_now(),
-            ["b"],
-            "b stays the only hot member\n{}",
+        let claiming: Vec<String> = ["a", "b", "c"]
+            .into_iter()
+            .filter(|m| g.role_is(m, "HS"))
+            .map(String::from)
+            .collect();
+        assert_eq!(claiming, ["b"], "b stays the only hot member\n{}", g.logs());
+        let leased = g.hot_now();
+        assert!(
+            leased.iter().all(|m| m == "b"),
+            "a lease other than b's: {leased:?}\n{}",
             g.logs()
         );
         std::thread::sleep(Duration::from_millis(10));
