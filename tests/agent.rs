@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 const RDG: &str = env!("CARGO_BIN_EXE_rdg");
 
+/// Where groups keep their files: tmpfs (`/dev/shm`) when there is one, as a real host's
+/// `/run` is, so a busy disk cannot stall a hot member's role-file renewals; else the temp dir.
+fn scratch_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// A group of agents on loopback: member `i` of group `k` has 127.k.1.(i+1) and 127.k.2.(i+1),
 /// and serves its status endpoint on 127.k.3.(i+1):9035, so tests never share an address.
 struct Group {
@@ -26,7 +37,7 @@ struct Group {
 impl Group {
     /// Writes the configuration of members `names` (with priorities) plus `extra` YAML.
     fn new(k: u8, members: &[(&str, u16)], extra: &str) -> Group {
-        let dir = std::env::temp_dir().join(format!("rdg-agent-test-{}-{k}", std::process::id()));
+        let dir = scratch_dir().join(format!("rdg-agent-test-{}-{k}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut yaml = format!(

@@ -50,6 +50,10 @@ pub(crate) struct Process {
 pub struct Lab {
     pub(crate) id: String,
     pub(crate) dir: PathBuf,
+    /// Where the role files live: a directory on tmpfs (`/dev/shm`) when there is one, as
+    /// `/run` is on a real host; else `dir`. On a disk file system a rename can stall for tens
+    /// of milliseconds on a busy machine and let a hot member's lease lapse for a moment.
+    pub(crate) run_dir: PathBuf,
     pub(crate) config: GroupConfig,
     pub(crate) members: Vec<MemberSlot>,
     pub(crate) targets_netns: String,
@@ -92,6 +96,7 @@ impl Lab {
         let id = names::new_lab_id();
         let dir = std::env::temp_dir().join(&id);
         std::fs::create_dir_all(&dir).expect("create the lab directory");
+        let run_dir = memory_dir(&id).unwrap_or_else(|| dir.clone());
         let members = config
             .members
             .iter()
@@ -103,7 +108,7 @@ impl Lab {
                 ports: Net::BOTH
                     .map(|net| names::veth_root(&id, char::from(b'1' + i as u8), net.suffix())),
                 config: dir.join(format!("{}.yaml", m.name)),
-                role_file: dir.join(format!("{}.role", m.name)),
+                role_file: run_dir.join(format!("{}.role", m.name)),
                 log: dir.join(format!("{}.log", m.name)),
             })
             .collect();
@@ -112,6 +117,7 @@ impl Lab {
             client_netns: client.then(|| names::netns(&id, "client")),
             id,
             dir,
+            run_dir,
             config,
             members,
             rdg,
@@ -303,14 +309,26 @@ impl Drop for Lab {
         }
         if std::env::var_os("RDG_E2E_KEEP").is_some() {
             eprintln!(
-                "rdg-e2e: RDG_E2E_KEEP is set, keeping {}",
-                self.dir.display()
+                "rdg-e2e: RDG_E2E_KEEP is set, keeping {} (role files in {})",
+                self.dir.display(),
+                self.run_dir.display()
             );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.run_dir);
         }
     }
 }
+
+/// The tmpfs directory for the role files of lab `id`: `/dev/shm/<id>`, created; `None` when
+/// `/dev/shm` is missing or not writable.
+fn memory_dir(id: &str) -> Option<PathBuf> {
+    let dir = Path::new(SHM).join(id);
+    std::fs::create_dir_all(&dir).ok().map(|()| dir)
+}
+
+/// Where [`memory_dir`] puts lab directories.
+const SHM: &str = "/dev/shm";
 
 /// SIGKILLs every process left in `netns` (after SIGCONT, in case it is stopped).
 fn kill_namespace_processes(netns: &str) {
@@ -356,7 +374,10 @@ fn sweep_leftovers() {
     if std::env::var_os("RDG_E2E_KEEP").is_some() {
         return;
     }
-    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+    for parent in [std::env::temp_dir(), PathBuf::from(SHM)] {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if names::is_stale(&name) && entry.path().is_dir() {

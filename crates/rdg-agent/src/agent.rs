@@ -163,6 +163,21 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         status = %opts.status_listen,
         "agent started"
     );
+    match crate::role_file::on_tmpfs(&opts.role_file) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            role_file = %opts.role_file.display(),
+            "the role file is not on tmpfs: a hot member renews it every heartbeat, and on a \
+             disk file system a write can stall for tens of milliseconds on a busy host and let \
+             the lease lapse for a moment; put it under /run (tmpfs on systemd hosts) or \
+             /dev/shm"
+        ),
+        Err(e) => tracing::warn!(
+            role_file = %opts.role_file.display(),
+            error = %e,
+            "cannot tell which file system holds the role file"
+        ),
+    }
     // A member that cannot write its role file can never run the work: say so now.
     agent.role.write_now(&RoleRecord {
         member: opts.member.clone(),

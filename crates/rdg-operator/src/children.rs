@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod, PodSpec, Probe, SecretVolumeSource,
     SecurityContext, Service, ServiceSpec as K8sServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
@@ -22,6 +23,9 @@ pub const GROUP_LABEL: &str = "rdg.infocast.io/group";
 pub const MEMBER_LABEL: &str = "rdg.infocast.io/member";
 /// Label the member's agent sets on its own pod: `hot` or `standby`.
 pub const ROLE_LABEL: &str = "rdg.infocast.io/role";
+/// Size limit of the in-memory volume holding the role file (a record of about 100 bytes).
+const RUN_SIZE_LIMIT: &str = "1Mi";
+
 /// Annotation with the hash of what the pod runs; a differing one means out of date.
 pub const HASH_ANNOTATION: &str = "rdg.infocast.io/config-hash";
 /// Field manager of everything the controller applies.
@@ -216,9 +220,14 @@ pub fn pod(
             }),
             ..Volume::default()
         },
+        // The role file, renewed every heartbeat, lives in memory: on the node's disk one
+        // rename can stall for tens of milliseconds and let the hot member's lease lapse.
         Volume {
             name: "run".to_string(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_string()),
+                size_limit: Some(Quantity(RUN_SIZE_LIMIT.to_string())),
+            }),
             ..Volume::default()
         },
     ];

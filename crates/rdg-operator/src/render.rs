@@ -6,8 +6,8 @@ use crate::resource::{RedundantGroupSpec, objects_dir};
 use rdg_core::config::{Auth, GroupConfig, Member, Problem};
 use sha2::{Digest, Sha256};
 
-/// Directory of the role file inside member pods (an emptyDir shared by the agent and the
-/// transmitter containers).
+/// Directory of the role file inside member pods (an in-memory emptyDir shared by the agent
+/// and the transmitter containers).
 pub const ROLE_DIR: &str = "/run/rdg";
 /// Directory the HMAC key Secret is mounted at.
 pub const KEY_DIR: &str = "/etc/rdg/key";

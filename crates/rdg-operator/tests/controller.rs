@@ -530,6 +530,13 @@ async fn with_a_transmitter_the_agent_is_a_native_sidecar_before_the_carousel() 
             .iter()
             .any(|m| m.mount_path == "/var/lib/rdg/objects/boot-objects")
     );
+    // The role file both containers share lives in memory, not on the node's disk.
+    let run_mount = mounts.iter().find(|m| m.mount_path == "/run/rdg").unwrap();
+    let volumes = ps.volumes.clone().unwrap();
+    let run = volumes.iter().find(|v| v.name == run_mount.name).unwrap();
+    let empty_dir = run.empty_dir.clone().unwrap();
+    assert_eq!(empty_dir.medium.as_deref(), Some("Memory"));
+    assert!(empty_dir.size_limit.is_some());
     let sc = tx.security_context.clone().unwrap();
     assert_eq!(sc.run_as_non_root, Some(true));
     assert!(

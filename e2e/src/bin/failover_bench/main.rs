@@ -4,7 +4,8 @@
 //! ```text
 //! sudo cargo run --release -p rdg-e2e --bin failover_bench -- [--trials N] [--json]
 //!     [--window SECS] [--warmup SECS] [--skip-failover] [--skip-footprint]
-//!     [--outage-trials N] [--skip-outage] [--loss-seconds S] [--skip-loss]
+//!     [--outage-trials N] [--outage-rates HZ,HZ] [--skip-keepalived] [--skip-outage]
+//!     [--loss-seconds S] [--skip-loss]
 //! ```
 //!
 //! Prints one JSON document on stdout (progress goes to stderr):
@@ -17,7 +18,8 @@
 //! * `footprint`: resident memory and CPU of rdg and of keepalived at 10 Hz and 50 Hz (see
 //!   [`footprint`]);
 //! * `outage`: the outage a client pinging the VIP sees after host death of its owner, rdg and
-//!   keepalived at 10 Hz and 50 Hz, `--outage-trials` times each (default 20; see [`outage`]);
+//!   keepalived at 10 Hz and 50 Hz (`--outage-rates`), `--outage-trials` times each (default 20;
+//!   see [`outage`]);
 //! * `loss`: false takeovers of rdg and keepalived at 50 Hz with 20 % random loss on every
 //!   member's input for `--loss-seconds` (default 60; see [`loss`]);
 //! * `errors`: whatever went wrong (failed trials, a tool missing); the exit status is 1 when
@@ -100,13 +102,17 @@ struct Options {
     footprint: bool,
     outage: bool,
     outage_trials: usize,
+    /// Heartbeat rates of the outage part, in Hz.
+    outage_rates: Vec<u32>,
+    /// Measure rdg alone in the outage part (for chasing rdg's outliers quickly).
+    keepalived: bool,
     loss: bool,
     loss_seconds: Duration,
 }
 
 const USAGE: &str = "usage: failover_bench [--trials N] [--json] [--window SECS] [--warmup SECS] \
-                     [--skip-failover] [--skip-footprint] [--outage-trials N] [--skip-outage] \
-                     [--loss-seconds SECS] [--skip-loss]";
+                     [--skip-failover] [--skip-footprint] [--outage-trials N] [--outage-rates HZ,HZ] \
+                     [--skip-keepalived] [--skip-outage] [--loss-seconds SECS] [--skip-loss]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -117,6 +123,8 @@ fn parse_args() -> Result<Options, String> {
         footprint: true,
         outage: true,
         outage_trials: 20,
+        outage_rates: vec![10, 50],
+        keepalived: true,
         loss: true,
         loss_seconds: Duration::from_secs(60),
     };
@@ -150,6 +158,22 @@ fn parse_args() -> Result<Options, String> {
                     .filter(|&n| n > 0)
                     .ok_or_else(|| format!("--outage-trials: not a positive number: {v}"))?;
             }
+            "--outage-rates" => {
+                let v = value("--outage-rates")?;
+                o.outage_rates = v
+                    .split(',')
+                    .map(|r| {
+                        r.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|&hz| (1..=100).contains(&hz))
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        format!("--outage-rates: not a comma-separated list of 1..=100 Hz: {v}")
+                    })?;
+            }
+            "--skip-keepalived" => o.keepalived = false,
             "--loss-seconds" => o.loss_seconds = seconds(value("--loss-seconds")?)?,
             "--skip-outage" => o.outage = false,
             "--skip-loss" => o.loss = false,
@@ -221,7 +245,11 @@ fn main() {
         doc["footprint"] = report;
     }
     if options.outage && check_interrupted().is_ok() {
-        let (report, errs) = outage::run(options.outage_trials, &[10, 50]);
+        let (report, errs) = outage::run(
+            options.outage_trials,
+            &options.outage_rates,
+            options.keepalived,
+        );
         errors.extend(errs);
         doc["outage"] = report;
     }

@@ -67,11 +67,16 @@ impl Trial {
     }
 }
 
-/// Measures `trials` host deaths per tool at each of `rates_hz`.
-pub fn run(trials: usize, rates_hz: &[u32]) -> (Value, Vec<String>) {
+/// Measures `trials` host deaths per tool at each of `rates_hz`; keepalived's only when
+/// `with_keepalived`.
+pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Vec<String>) {
     let mut errors = Vec::new();
-    let keepalived_version = keepalived::version();
-    if let Err(e) = &keepalived_version {
+    let keepalived_version = if with_keepalived {
+        keepalived::version()
+    } else {
+        Err("keepalived skipped (--skip-keepalived)".into())
+    };
+    if with_keepalived && let Err(e) = &keepalived_version {
         errors.push(e.clone());
     }
     let mut out = Vec::new();
