@@ -87,7 +87,8 @@ pub struct Metrics {
     pub net_check_rounds: Family<ResultLabels, Counter>,
     /// Time from the hot member's last heartbeat to this member declaring it lost.
     pub detection: Histogram,
-    /// Network anomalies reported (a member silent on one network only).
+    /// Network anomalies reported (a member silent on one network only; recurrences within a
+    /// minute count only once held down, see `Params::anomaly_hold_down`).
     pub anomalies: Family<NetLabels, Counter>,
     /// Notify command runs that failed or timed out.
     pub notify_failures: Counter,

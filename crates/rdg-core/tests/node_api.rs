@@ -432,3 +432,87 @@ fn a_standby_regaining_eligibility_hears_everyone_before_taking_over() {
     );
     assert_eq!(hot.as_deref(), Some("b"));
 }
+
+const TWO_NETWORKS: &str = "\
+name: g
+heartbeat: {interval: 100ms, timeout: 300ms}
+networks: [{name: primary, multicast: 224.0.0.35}, {name: secondary, multicast: 224.0.1.35}]
+members:
+  - {name: a, priority: 100, addresses: {primary: 10.0.0.11, secondary: 10.0.1.11}}
+  - {name: b, priority: 50, addresses: {primary: 10.0.0.12, secondary: 10.0.1.12}}
+";
+
+/// Drives standby b while hot member a heartbeats every 100 ms on both networks, except on the
+/// secondary during the `cuts` (start, end) in ms; returns b's anomaly (true) and recovery
+/// (false) events on the secondary with their times. b is woken at datagrams and deadlines only.
+fn secondary_anomalies(until: u64, cuts: &[(u64, u64)]) -> Vec<(u64, bool)> {
+    let mut b = node(TWO_NETWORKS, "b");
+    let mut events = Vec::new();
+    let mut note = |t: u64, out: Vec<Output>| {
+        for o in out {
+            match o {
+                Output::Event(Event::NetworkAnomaly { member, network: 1 }) if member == "a" => {
+                    events.push((t, true))
+                }
+                Output::Event(Event::NetworkRecovered { member, network: 1 }) if member == "a" => {
+                    events.push((t, false))
+                }
+                _ => {}
+            }
+        }
+    };
+    note(0, b.handle(ms(0), Input::Tick));
+    let mut next_beat = 50;
+    let mut seq = 0;
+    let mut t = 0;
+    while t < until {
+        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
+        if deadline < next_beat {
+            t = deadline.max(t);
+            note(t, b.handle(ms(t), Input::Tick));
+            continue;
+        }
+        t = next_beat;
+        seq += 1;
+        for network in 0..2u8 {
+            if network == 1 && cuts.iter().any(|&(s, e)| (s..e).contains(&t)) {
+                continue;
+            }
+            let mut m = msg(MessageType::Heartbeat, "a", State::HS, seq);
+            m.network = network;
+            m.epoch = 1;
+            m.hot = "a".into();
+            let input = Input::Received {
+                network,
+                from: from(),
+                message: m,
+            };
+            note(t, b.handle(ms(t), input));
+        }
+        next_beat += 100;
+    }
+    events
+}
+
+#[test]
+fn a_recurring_anomaly_on_one_network_is_held_down_a_cut_network_is_still_reported() {
+    // One cut of 500 ms (last heard 1950): reported one timeout later, recovered at 2550.
+    let once = secondary_anomalies(4000, &[(2000, 2500)]);
+    assert_eq!(once, vec![(2250, true), (2550, false)]);
+
+    // Then a second cut of 700 ms: silence under the hold-down (4 timeouts = 1.2 s) is not
+    // reported again; a third of 1.6 s is, 1.2 s after the last heartbeat on that network.
+    let cuts = [(2000, 2500), (3000, 3700), (4000, 5600)];
+    let flapping = secondary_anomalies(8000, &cuts);
+    assert_eq!(
+        flapping,
+        vec![(2250, true), (2550, false), (5150, true), (5650, false)]
+    );
+
+    // A minute after the last anomaly ended, a short silence is reported at once again.
+    let later = secondary_anomalies(70_000, &[(2000, 2500), (63_000, 63_500)]);
+    assert_eq!(
+        later,
+        vec![(2250, true), (2550, false), (63_250, true), (63_550, false)]
+    );
+}

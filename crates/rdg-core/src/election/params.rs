@@ -42,6 +42,10 @@ pub struct Params {
     pub to_standby_wait_ans_conn: Duration,
 }
 
+/// How long after a reported network anomaly ended a new one on the same member and network
+/// is held down (see [`Params::anomaly_hold_down`]).
+pub const ANOMALY_HOLD_DOWN_WINDOW: Duration = Duration::from_secs(60);
+
 /// Why a member cannot run with a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
@@ -54,6 +58,16 @@ pub enum ParamsError {
 }
 
 impl Params {
+    /// The silence that makes a *recurring* network anomaly: within
+    /// [`ANOMALY_HOLD_DOWN_WINDOW`] of the end of the last one reported for the same member
+    /// and network, silence on that network is reported only once it lasts this long (4
+    /// timeouts, at least 1 s), not after one timeout. A lossy network then raises one anomaly
+    /// (and one notification) a minute, not one every few heartbeats, while a cut network is
+    /// still reported within a second or so.
+    pub fn anomaly_hold_down(&self) -> Duration {
+        (self.timeout * 4).max(Duration::from_secs(1))
+    }
+
     /// Resolves the parameters of member `member` from a configuration. The configuration
     /// must be valid; in standalone mode (empty group name) `member` may be absent.
     pub fn from_config(cfg: &GroupConfig, member: &str) -> Result<Params, ParamsError> {

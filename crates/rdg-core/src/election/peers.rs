@@ -39,6 +39,8 @@ pub struct Peer {
     pub alive_reported: bool,
     /// Per network: an anomaly is being reported.
     pub anomaly: [bool; MAX_NETWORKS],
+    /// Per network: when the last reported anomaly ended (start of its hold-down).
+    pub anomaly_ended: [Option<Duration>; MAX_NETWORKS],
     /// When it was last heard on any network, as received (never moved by
     /// [`Peer::extend_after_gap`]): what this member vouches for to the others.
     pub heard_direct: Option<Duration>,
@@ -63,6 +65,7 @@ impl Default for Peer {
             left: false,
             alive_reported: false,
             anomaly: [false; MAX_NETWORKS],
+            anomaly_ended: [None; MAX_NETWORKS],
             heard_direct: None,
             hearsay: None,
         }

@@ -2,6 +2,7 @@
 //! the hot member is lost, who is the best eligible candidate, and which bounded wait applies.
 
 use super::{Fault, Node};
+use crate::election::ANOMALY_HOLD_DOWN_WINDOW;
 use crate::election::io::{Event, HotReason, Output, ReleaseReason};
 use crate::election::peers::MAX_NETWORKS;
 use crate::{State, TemporalState};
@@ -252,6 +253,7 @@ impl Node {
     /// Joined/lost members and per-network anomalies, from the silence clocks.
     pub(super) fn update_links(&mut self, now: Duration, out: &mut Vec<Output>) {
         let (timeout, interval, networks) = (self.p.timeout, self.p.interval, self.p.networks);
+        let hold_down = self.p.anomaly_hold_down();
         for i in 0..self.peers.len() {
             if i == self.p.me {
                 continue;
@@ -276,7 +278,12 @@ impl Node {
                 let Some(since) = peer.silent_since(n) else {
                     continue;
                 };
-                let silent = now >= since + timeout;
+                // A network whose last anomaly ended recently must stay silent longer before
+                // it is reported again (hold-down), so a lossy network is not reported at
+                // every third lost heartbeat.
+                let recurring = peer.anomaly_ended[n]
+                    .is_some_and(|ended| now < ended + ANOMALY_HOLD_DOWN_WINDOW);
+                let silent = now >= since + if recurring { hold_down } else { timeout };
                 // Heard on another network at least half an interval after the last word on
                 // this one: the member is sending, this network is not carrying it. (A dead
                 // host falls silent on all networks at once and never matches this.)

@@ -486,6 +486,7 @@ impl Node {
         let fresh = peer.record(now, n, from, m);
         if peer.anomaly[n] {
             peer.anomaly[n] = false;
+            peer.anomaly_ended[n] = Some(now);
             out.push(Output::Event(Event::NetworkRecovered {
                 member: m.member.clone(),
                 network: n as u8,
