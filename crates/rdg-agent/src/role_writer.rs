@@ -12,6 +12,23 @@
 use crate::role_file::{self, RoleFileError, RoleRecord};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A role-file write slower than this is logged: at 50 Hz heartbeats the lease has only 20 ms
+/// of slack, and a slow file system is otherwise invisible until a lease lapses.
+const SLOW_WRITE: Duration = Duration::from_millis(20);
+
+/// Logs a write that took longer than [`SLOW_WRITE`] since `started`.
+fn note_if_slow(path: &Path, what: &str, started: Instant) {
+    let took = started.elapsed();
+    if took > SLOW_WRITE {
+        tracing::warn!(
+            role_file = %path.display(),
+            took_ms = took.as_millis() as u64,
+            "slow role file write ({what}): keep the role file on tmpfs"
+        );
+    }
+}
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -70,9 +87,12 @@ impl RoleWriter {
 
     /// Writes `record` now, after any write in progress, and drops queued renewals.
     pub fn write_now(&self, record: &RoleRecord) -> Result<(), RoleFileError> {
+        let started = Instant::now();
         let _w = lock(&self.shared.write);
         lock(&self.shared.slot).pending = None;
-        role_file::write(&self.shared.path, record)
+        let result = role_file::write(&self.shared.path, record);
+        note_if_slow(&self.shared.path, "role change", started);
+        result
     }
 }
 
@@ -91,7 +111,10 @@ fn background(s: &Shared) {
         let Some(record) = lock(&s.slot).pending.take() else {
             continue;
         };
-        if let Err(e) = role_file::write(&s.path, &record) {
+        let started = Instant::now();
+        let result = role_file::write(&s.path, &record);
+        note_if_slow(&s.path, "lease renewal", started);
+        if let Err(e) = result {
             // The file keeps the previous lease, which runs out by itself: the gate stops the
             // work, it never starts a second copy.
             tracing::error!(error = %e, "lease renewal not written");
