@@ -516,3 +516,81 @@ fn a_recurring_anomaly_on_one_network_is_held_down_a_cut_network_is_still_report
         vec![(2250, true), (2550, false), (63_250, true), (63_550, false)]
     );
 }
+
+const PREEMPTING: &str = "\
+name: g
+heartbeat: {interval: 100ms, timeout: 300ms}
+networks: [{name: primary, multicast: 224.0.0.35}]
+preempt: true
+preemptDelay: 500ms
+timeouts: {waitingReadyHot: 3s}
+members:
+  - {name: a, priority: 100, addresses: {primary: 10.0.0.11}}
+  - {name: b, priority: 50, addresses: {primary: 10.0.0.12}}
+";
+
+/// Drives a (priority 100, preempting) while b is hot: b heartbeats every 100 ms until
+/// `b_dies_after`, never answering a's hand-over request; from `b_restarts_at` (if any) a new
+/// process of b heartbeats in SS. Returns when a first said HS, and when it asked b to hand
+/// over (iWaitingReadyHot). a is woken at datagrams and deadlines only.
+fn preempter_whose_hot_member_goes(b_dies_after: u64, b_restarts_at: Option<u64>) -> (u64, u64) {
+    let mut a = node(PREEMPTING, "a");
+    let mut datagrams: Vec<(u64, Message)> = Vec::new();
+    for (seq, t) in (0..=b_dies_after).step_by(100).enumerate() {
+        let mut hb = msg(MessageType::Heartbeat, "b", State::HS, seq as u64 + 1);
+        hb.epoch = 1;
+        hb.hot = "b".into();
+        datagrams.push((t, hb));
+    }
+    if let Some(start) = b_restarts_at {
+        for (seq, t) in (start..6000).step_by(100).enumerate() {
+            let mut hb = msg(MessageType::Heartbeat, "b", State::SS, seq as u64 + 1);
+            hb.incarnation = 10;
+            hb.temporal = TemporalState::Election;
+            datagrams.push((t, hb));
+        }
+    }
+    let mut datagrams = datagrams.into_iter().peekable();
+    let (mut asked_at, mut hot_at) = (None, None);
+    let mut now = 0;
+    while now < 6000 && hot_at.is_none() {
+        let deadline = a.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
+        let next_datagram = datagrams.peek().map_or(u64::MAX, |(t, _)| *t);
+        now = deadline.min(next_datagram);
+        let input = if next_datagram <= deadline {
+            let (_, message) = datagrams.next().expect("peeked");
+            Input::Received {
+                network: 0,
+                from: from(),
+                message,
+            }
+        } else {
+            Input::Tick
+        };
+        a.handle(ms(now), input);
+        if asked_at.is_none() && a.temporal() == TemporalState::WaitingReadyHot {
+            asked_at = Some(now);
+        }
+        if a.state() == State::HS {
+            hot_at = Some(now);
+        }
+    }
+    (
+        hot_at.expect("a never became hot"),
+        asked_at.expect("a never asked for the role"),
+    )
+}
+
+#[test]
+fn a_standby_waiting_for_a_hand_over_takes_over_when_the_hot_member_dies_or_restarts() {
+    // b is heard until 1600 ms; a asked for the role before that (and waits up to 3 s).
+    let (hot, asked) = preempter_whose_hot_member_goes(1600, None);
+    assert!(asked < 1600, "a asked at {asked} ms");
+    // b is lost a timeout after its last heartbeat: a takes over then, not at asked + 3 s.
+    assert_eq!(hot, 1900, "a became hot at {hot} ms");
+
+    // b dies and a new b process is heard at 1700 ms, in its election: b is not hot and will
+    // not hand over; a decides at once instead of waiting out waitingReadyHot.
+    let (hot, _) = preempter_whose_hot_member_goes(1600, Some(1700));
+    assert_eq!(hot, 1700, "a became hot at {hot} ms");
+}

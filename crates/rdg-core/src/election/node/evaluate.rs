@@ -145,7 +145,8 @@ impl Node {
         }
         self.preempt_since = None;
         match self.temporal {
-            TemporalState::Election | TemporalState::WaitingReadyHot if !expired => return,
+            TemporalState::Election if !expired => return,
+            TemporalState::WaitingReadyHot if !expired && self.hand_over_pending(now) => return,
             TemporalState::HotOrSbsToSbsWaitForHot => {
                 if let Some((t, _)) = self.handover {
                     if !expired && self.alive(t, now) {

@@ -63,6 +63,9 @@ pub struct Node {
     passed_over: Vec<usize>,
     /// The member this one handed over to (iHotOrSBSToSBS_WaitForHot).
     handover: Option<(usize, bool)>,
+    /// The hot member (and its incarnation) asked to hand over to this one (iWaitingReadyHot).
+    /// Once it is gone — lost, restarted, isolated — there is nothing to wait for.
+    ready_from: Option<(usize, u64)>,
     /// When this member stepped down into iHotOrSBSToSBS_WaitAnsConn.
     stepped_down_at: Duration,
     preempt_since: Option<Duration>,
@@ -104,6 +107,7 @@ impl Node {
             awaiting: Vec::new(),
             passed_over: Vec::new(),
             handover: None,
+            ready_from: None,
             stepped_down_at: now,
             preempt_since: None,
             announce: false,

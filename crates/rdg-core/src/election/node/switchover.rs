@@ -47,12 +47,28 @@ impl Node {
             self.become_hot(now, HotReason::Handover, out);
             return;
         }
+        self.ready_from = self.hot_peer(now).map(|h| (h, self.peers[h].incarnation));
         self.set_state(
             State::SBS,
             TemporalState::WaitingReadyHot,
             Some(now + self.p.waiting_ready_hot),
             out,
         );
+    }
+
+    /// While waiting for a hand-over (iWaitingReadyHot) with no hot member in sight: whether
+    /// the member asked may still hand over — it is alive, the same process, and a standby
+    /// (it released and its ack is on the way). Not when it died, restarted or went CS: then
+    /// this member decides at once instead of waiting out `timeouts.waitingReadyHot`.
+    pub(super) fn hand_over_pending(&self, now: Duration) -> bool {
+        let Some((h, incarnation)) = self.ready_from else {
+            return true;
+        };
+        let peer = &self.peers[h];
+        !peer.left
+            && peer.incarnation == incarnation
+            && peer.state == State::SBS
+            && self.alive(h, now)
     }
 
     pub(super) fn on_switchover_request(
@@ -171,6 +187,7 @@ impl Node {
         let since = *self.preempt_since.get_or_insert(now);
         if now >= since + self.p.preempt_delay {
             self.preempt_since = None;
+            self.ready_from = Some((h, self.peers[h].incarnation));
             self.set_state(
                 State::SBS,
                 TemporalState::WaitingReadyHot,
