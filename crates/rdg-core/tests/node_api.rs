@@ -47,6 +47,47 @@ fn msg(kind: MessageType, member: &str, state: State, seq: u64) -> Message {
     }
 }
 
+/// `m` arriving on network `m.network`.
+fn received(message: Message) -> Input {
+    Input::Received {
+        network: message.network,
+        from: from(),
+        message,
+    }
+}
+
+/// Drives `node` as the agent does: woken only at its `next_deadline()` and when one of
+/// `inputs` (at their times in ms; equal times in the given order) arrives. After every step
+/// `each(now, node, outputs)` runs; driving stops past `until` ms or when `each` says true.
+fn drive(
+    node: &mut Node,
+    mut inputs: Vec<(u64, Input)>,
+    until: u64,
+    mut each: impl FnMut(u64, &Node, Vec<Output>) -> bool,
+) {
+    inputs.sort_by_key(|(t, _)| *t);
+    let mut inputs = inputs.into_iter().peekable();
+    loop {
+        let deadline = node
+            .next_deadline()
+            .map_or(u64::MAX, |d| d.as_millis() as u64);
+        let next_input = inputs.peek().map_or(u64::MAX, |(t, _)| *t);
+        let now = deadline.min(next_input);
+        if now > until {
+            return;
+        }
+        let input = if next_input <= deadline {
+            inputs.next().expect("peeked").1
+        } else {
+            Input::Tick
+        };
+        let out = node.handle(ms(now), input);
+        if each(now, node, out) {
+            return;
+        }
+    }
+}
+
 #[test]
 fn standalone_is_hot_at_once_with_a_renewed_lease_and_sends_nothing() {
     let yaml = "name: \"\"\n";
@@ -316,30 +357,20 @@ fn a_vouched_for_hot_member_is_declared_lost_when_the_word_runs_out_not_at_the_n
         hb.hot_heard_ago = Some(ms(t - (t - 60).min(1000) - 5));
         datagrams.push((t, hb));
     }
-    datagrams.sort_by_key(|(t, _)| *t);
-    let mut datagrams = datagrams.into_iter().peekable();
-    let mut now = 0;
+    let inputs = datagrams
+        .into_iter()
+        .map(|(t, m)| (t, received(m)))
+        .collect();
     let mut lost_at = None;
-    while now < 2000 && lost_at.is_none() {
-        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
-        let next_datagram = datagrams.peek().map_or(u64::MAX, |(t, _)| *t);
-        now = deadline.min(next_datagram);
-        let input = if next_datagram <= deadline {
-            let (_, message) = datagrams.next().expect("peeked");
-            Input::Received {
-                network: 0,
-                from: from(),
-                message,
-            }
-        } else {
-            Input::Tick
-        };
-        for out in b.handle(ms(now), input) {
-            if matches!(out, Output::Event(Event::HotLost { .. })) {
-                lost_at = Some(now);
-            }
+    drive(&mut b, inputs, 2000, |now, _, out| {
+        let lost = out
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::HotLost { .. })));
+        if lost {
+            lost_at = Some(now);
         }
-    }
+        lost
+    });
     assert_eq!(lost_at, Some(1305), "b declared a lost at {lost_at:?} ms");
 }
 
@@ -367,11 +398,7 @@ fn b_regaining_eligibility_after_the_hot_member_died(
         let mut hb = msg(MessageType::Heartbeat, member, state, seq);
         hb.epoch = epoch;
         hb.hot = hot.into();
-        Input::Received {
-            network: 0,
-            from: from(),
-            message: hb,
-        }
+        received(hb)
     };
     for (seq, t) in (0..=1000).step_by(100).enumerate() {
         inputs.push((t, heartbeat("a", State::HS, seq as u64 + 1, 1, "a")));
@@ -393,26 +420,13 @@ fn b_regaining_eligibility_after_the_hot_member_died(
     inputs.push((1200, Input::NetCheck { ok: false }));
     inputs.push((1320, Input::NetCheck { ok: true }));
     inputs.push((1420, Input::NetCheck { ok: true }));
-    inputs.sort_by_key(|(t, _)| *t);
-    let mut inputs = inputs.into_iter().peekable();
     let mut first_hot = None;
-    loop {
-        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
-        let next_input = inputs.peek().map_or(u64::MAX, |(t, _)| *t);
-        let now = deadline.min(next_input);
-        if now > 2000 {
-            break;
-        }
-        let input = if next_input <= deadline {
-            inputs.next().expect("peeked").1
-        } else {
-            Input::Tick
-        };
-        b.handle(ms(now), input);
+    drive(&mut b, inputs, 2000, |now, b, _| {
         if b.state() == State::HS && first_hot.is_none() {
             first_hot = Some(now);
         }
-    }
+        false
+    });
     (first_hot, b.hot().map(str::to_string))
 }
 
@@ -447,8 +461,21 @@ members:
 /// (false) events on the secondary with their times. b is woken at datagrams and deadlines only.
 fn secondary_anomalies(until: u64, cuts: &[(u64, u64)]) -> Vec<(u64, bool)> {
     let mut b = node(TWO_NETWORKS, "b");
+    let mut inputs = Vec::new();
+    for (seq, t) in (50..until).step_by(100).enumerate() {
+        for network in 0..2u8 {
+            if network == 1 && cuts.iter().any(|&(s, e)| (s..e).contains(&t)) {
+                continue;
+            }
+            let mut m = msg(MessageType::Heartbeat, "a", State::HS, seq as u64 + 1);
+            m.network = network;
+            m.epoch = 1;
+            m.hot = "a".into();
+            inputs.push((t, received(m)));
+        }
+    }
     let mut events = Vec::new();
-    let mut note = |t: u64, out: Vec<Output>| {
+    drive(&mut b, inputs, until, |t, _, out| {
         for o in out {
             match o {
                 Output::Event(Event::NetworkAnomaly { member, network: 1 }) if member == "a" => {
@@ -460,37 +487,8 @@ fn secondary_anomalies(until: u64, cuts: &[(u64, u64)]) -> Vec<(u64, bool)> {
                 _ => {}
             }
         }
-    };
-    note(0, b.handle(ms(0), Input::Tick));
-    let mut next_beat = 50;
-    let mut seq = 0;
-    let mut t = 0;
-    while t < until {
-        let deadline = b.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
-        if deadline < next_beat {
-            t = deadline.max(t);
-            note(t, b.handle(ms(t), Input::Tick));
-            continue;
-        }
-        t = next_beat;
-        seq += 1;
-        for network in 0..2u8 {
-            if network == 1 && cuts.iter().any(|&(s, e)| (s..e).contains(&t)) {
-                continue;
-            }
-            let mut m = msg(MessageType::Heartbeat, "a", State::HS, seq);
-            m.network = network;
-            m.epoch = 1;
-            m.hot = "a".into();
-            let input = Input::Received {
-                network,
-                from: from(),
-                message: m,
-            };
-            note(t, b.handle(ms(t), input));
-        }
-        next_beat += 100;
-    }
+        false
+    });
     events
 }
 
@@ -550,31 +548,20 @@ fn preempter_whose_hot_member_goes(b_dies_after: u64, b_restarts_at: Option<u64>
             datagrams.push((t, hb));
         }
     }
-    let mut datagrams = datagrams.into_iter().peekable();
+    let inputs = datagrams
+        .into_iter()
+        .map(|(t, m)| (t, received(m)))
+        .collect();
     let (mut asked_at, mut hot_at) = (None, None);
-    let mut now = 0;
-    while now < 6000 && hot_at.is_none() {
-        let deadline = a.next_deadline().map_or(u64::MAX, |d| d.as_millis() as u64);
-        let next_datagram = datagrams.peek().map_or(u64::MAX, |(t, _)| *t);
-        now = deadline.min(next_datagram);
-        let input = if next_datagram <= deadline {
-            let (_, message) = datagrams.next().expect("peeked");
-            Input::Received {
-                network: 0,
-                from: from(),
-                message,
-            }
-        } else {
-            Input::Tick
-        };
-        a.handle(ms(now), input);
+    drive(&mut a, inputs, 6000, |now, a, _| {
         if asked_at.is_none() && a.temporal() == TemporalState::WaitingReadyHot {
             asked_at = Some(now);
         }
         if a.state() == State::HS {
             hot_at = Some(now);
         }
-    }
+        hot_at.is_some()
+    });
     (
         hot_at.expect("a never became hot"),
         asked_at.expect("a never asked for the role"),
