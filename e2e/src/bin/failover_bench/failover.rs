@@ -97,10 +97,9 @@ pub fn run(trials: usize, interval: Duration, timeout: Duration) -> (Value, Vec<
         check_config(&lab)?;
         let hot = start_in_order(&lab, SETTLE)?;
         eprintln!("failover: group settled, {hot} hot");
-        let mut rng = Rng::seeded();
         for i in 0..trials {
             crate::check_interrupted()?;
-            match trial(&lab, &mut rng, interval, timeout) {
+            match trial(&lab, interval, timeout) {
                 Ok(t) => {
                     eprintln!(
                         "failover: trial {:>2}/{trials}: {} killed, {} hot (epoch {}) takeover \
@@ -177,7 +176,7 @@ fn check_config(lab: &Lab) -> Result<(), String> {
 }
 
 /// One host death and its restoration.
-fn trial(lab: &Lab, rng: &mut Rng, interval: Duration, timeout: Duration) -> Result<Trial, String> {
+fn trial(lab: &Lab, interval: Duration, timeout: Duration) -> Result<Trial, String> {
     let hot = wait_settled(lab, SETTLE)?;
     let old = lab
         .role(&hot)
@@ -194,7 +193,7 @@ fn trial(lab: &Lab, rng: &mut Rng, interval: Duration, timeout: Duration) -> Res
         })
         .collect();
     // A settled group for a little while, then the kill at a random phase of the heartbeat.
-    let pause = Duration::from_millis(300) + interval.mul_f64(rng.unit());
+    let pause = Duration::from_millis(300) + interval.mul_f64(rand::random::<f64>());
     std::thread::sleep(pause);
 
     let t0_real = SystemTime::now();
@@ -316,24 +315,4 @@ fn monotonic_ns() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .expect("CLOCK_MONOTONIC is readable");
     (ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64
-}
-
-/// A small xorshift generator for the pause before each kill (no need for a crate).
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        Rng(seed | 1)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }

@@ -101,7 +101,6 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
             let lab = Lab::with_client(config.clone());
             eprintln!("outage rdg {rate} Hz: lab in {}", lab.dir().display());
             start_in_order(&lab, SETTLE)?;
-            let mut rng = Rng::seeded();
             for i in 0..trials {
                 crate::check_interrupted()?;
                 let owner = wait_settled(&lab, SETTLE)?;
@@ -109,7 +108,7 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
                 let mut kill = |m: &str| lab.host_death(m);
                 let mut new_owner = || lab.hot_members().into_iter().next();
                 let logs = LogMarks::take(&lab);
-                let t = measure(&lab, &owner, &mut rng, interval, &mut kill, &mut new_owner);
+                let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
                 logs.print_if_outlier("rdg", rate, i, &t, timeout);
                 // (A trial that failed before its kill leaves the owner running as it was.)
                 if !lab.is_running(&owner) {
@@ -139,7 +138,6 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
                     lab.dir().display()
                 );
                 let instances = Mutex::new(Instances::start(&lab, interval)?);
-                let mut rng = Rng::seeded();
                 for i in 0..trials {
                     crate::check_interrupted()?;
                     let owner = instances
@@ -161,7 +159,7 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
                             .find(|m| *m != owner)
                     };
                     let logs = LogMarks::take(&lab);
-                    let t = measure(&lab, &owner, &mut rng, interval, &mut kill, &mut new_owner);
+                    let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
                     logs.print_if_outlier("keepalived", rate, i, &t, timeout);
                     revive_host(&lab, &owner);
                     instances
@@ -399,7 +397,6 @@ fn replies(path: &Path) -> Vec<f64> {
 fn measure(
     lab: &Lab,
     owner: &str,
-    rng: &mut Rng,
     interval: Duration,
     kill: &mut dyn FnMut(&str),
     new_owner: &mut dyn FnMut() -> Option<String>,
@@ -417,7 +414,9 @@ fn measure(
             samples
         });
         let result = (|| {
-            std::thread::sleep(Duration::from_millis(300) + interval.mul_f64(rng.unit()));
+            std::thread::sleep(
+                Duration::from_millis(300) + interval.mul_f64(rand::random::<f64>()),
+            );
             if probe.replies().is_empty() {
                 return Err("the client got no reply before the kill".to_string());
             }
@@ -530,25 +529,5 @@ impl LogMarks {
                 eprintln!("  {name}: {line}");
             }
         }
-    }
-}
-
-/// A small xorshift generator for the pause before each kill.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        Rng(seed | 1)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
