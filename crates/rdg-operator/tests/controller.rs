@@ -350,6 +350,14 @@ fn paths(calls: &[Call]) -> Vec<String> {
         .collect()
 }
 
+/// [`paths`] without the Events posted.
+fn requests_but_events(calls: &[Call]) -> Vec<String> {
+    paths(calls)
+        .into_iter()
+        .filter(|p| !p.contains("/events"))
+        .collect()
+}
+
 const CM: &str = "/api/v1/namespaces/broadcast/configmaps/infocast-config";
 const PODS: &str = "/api/v1/namespaces/broadcast/pods";
 const SERVICES: &str = "/api/v1/namespaces/broadcast/services";
@@ -554,10 +562,7 @@ async fn a_deleted_pod_is_recreated_and_a_removed_members_pod_deleted() {
     let bigger = group(spec(&[("a", 100), ("b", 50), ("c", 10)]), None);
     let c = running_pod(&bigger, "c", &hash);
     let calls = reconcile_once(g, vec![b, c]).await;
-    let writes: Vec<String> = paths(&calls)
-        .into_iter()
-        .filter(|p| !p.contains("/events"))
-        .collect();
+    let writes = requests_but_events(&calls);
     assert_eq!(
         writes,
         vec![
@@ -1210,10 +1215,7 @@ async fn a_removed_members_pod_is_found_in_the_pod_cache_and_deleted() {
             indexed,
         };
         let calls = reconcile_with(g.clone(), pods.clone(), vec![], cache).await;
-        let writes: Vec<String> = paths(&calls)
-            .into_iter()
-            .filter(|p| !p.contains("/events"))
-            .collect();
+        let writes = requests_but_events(&calls);
         assert_eq!(
             writes,
             vec![

@@ -109,7 +109,7 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
                 let mut new_owner = || lab.hot_members().into_iter().next();
                 let logs = LogMarks::take(&lab);
                 let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
-                logs.print_if_outlier("rdg", rate, i, &t, timeout);
+                logs.print_if_outlier("rdg", rate, i, &t, interval, timeout);
                 // (A trial that failed before its kill leaves the owner running as it was.)
                 if !lab.is_running(&owner) {
                     revive_host(&lab, &owner);
@@ -160,7 +160,7 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
                     };
                     let logs = LogMarks::take(&lab);
                     let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
-                    logs.print_if_outlier("keepalived", rate, i, &t, timeout);
+                    logs.print_if_outlier("keepalived", rate, i, &t, interval, timeout);
                     revive_host(&lab, &owner);
                     instances
                         .lock()
@@ -506,9 +506,9 @@ impl LogMarks {
         rate: u32,
         i: usize,
         t: &Result<Trial, String>,
+        interval: Duration,
         timeout: Duration,
     ) {
-        let interval = timeout / 3;
         let bound = (timeout + interval * 2).as_secs_f64() * 1e3 + 30.0;
         let why = match t {
             Err(e) => format!("failed: {e}"),
