@@ -80,6 +80,11 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+impl Dur {
+    /// The JSON-schema pattern of a duration string: numbers each followed by a unit.
+    pub const PATTERN: &'static str = "^\\s*[0-9]+\\s*[a-zA-Zµ]+(\\s*[0-9]+\\s*[a-zA-Zµ]+)*\\s*$";
+}
+
 impl JsonSchema for Dur {
     fn schema_name() -> Cow<'static, str> {
         "Duration".into()
@@ -90,7 +95,7 @@ impl JsonSchema for Dur {
             "type": "string",
             "description": "A duration such as \"100ms\", \"2s\" or \"1m 30s\".",
             "maxLength": 64,
-            "pattern": "^\\s*[0-9]+\\s*[a-zA-Zµ]+(\\s*[0-9]+\\s*[a-zA-Zµ]+)*\\s*$"
+            "pattern": Dur::PATTERN
         })
     }
 }

@@ -195,7 +195,7 @@ fn known_rows_show_the_defaults_of_the_code() {
         format!("`{}`", Heartbeat::default().interval)
     );
     let port = row(&rows, "heartbeat.port");
-    assert_eq!(port.ty, "integer 0–65535");
+    assert_eq!(port.ty, "integer 1–65535");
     assert_eq!(
         port.default_text(),
         format!("`{}`", Heartbeat::default().port)

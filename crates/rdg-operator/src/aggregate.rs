@@ -71,6 +71,21 @@ fn current<'a>(
     Some(entry)
 }
 
+/// True when `entry` claims hot but another member claims a later epoch and `entry`'s own
+/// last report says it heard that member. Had the claimant kept running, it would since have
+/// seen the newer claim and stepped down, or reported that member silent (a change it writes
+/// at once): its report predates the other's takeover, so its member is gone (a dead node's
+/// pod still shows Running for a while) rather than hot beside the other.
+fn superseded(entry: &MemberEntry, current: &[&MemberEntry]) -> bool {
+    let epoch = entry.epoch.unwrap_or(0);
+    entry.state == Some(State::HS)
+        && current.iter().any(|other| {
+            other.state == Some(State::HS)
+                && other.epoch.unwrap_or(0) > epoch
+                && entry.hears.contains(&other.name)
+        })
+}
+
 /// Recomputes the aggregate from the spec, the previous status and the pods by member name.
 /// `problems` are the spec's (empty when valid); `now` stamps condition changes.
 pub fn aggregate(
@@ -80,10 +95,15 @@ pub fn aggregate(
     problems: &[Problem],
     now: &Time,
 ) -> Aggregate {
-    let live: Vec<&MemberEntry> = spec
+    let current: Vec<&MemberEntry> = spec
         .members
         .iter()
         .filter_map(|m| current(previous.member(&m.name), pods.get(&m.name), now))
+        .collect();
+    let live: Vec<&MemberEntry> = current
+        .iter()
+        .filter(|e| !superseded(e, &current))
+        .copied()
         .collect();
     let claims: Vec<String> = live
         .iter()
@@ -229,5 +249,124 @@ fn condition(
         message,
         last_transition_time: since,
         observed_generation: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::MemberSpec;
+    use k8s_openapi::api::core::v1::PodStatus;
+    use k8s_openapi::jiff::Timestamp;
+    use rdg_core::config::Network;
+
+    fn spec() -> RedundantGroupSpec {
+        let members = ["a", "b", "c"]
+            .iter()
+            .zip([100, 50, 10])
+            .map(|(n, p)| MemberSpec {
+                name: n.to_string(),
+                priority: p,
+                addresses: BTreeMap::new(),
+                node_name: None,
+                node_selector: BTreeMap::new(),
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "networks": [Network { name: "primary".into(), multicast: None }],
+            "members": [],
+        }))
+        .map(|mut s: RedundantGroupSpec| {
+            s.members = members;
+            s
+        })
+        .expect("a minimal spec")
+    }
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_800_000_000).unwrap())
+    }
+
+    fn entry(name: &str, state: State, epoch: u64, hears: &[&str]) -> MemberEntry {
+        MemberEntry {
+            name: name.into(),
+            state: Some(state),
+            epoch: Some(epoch),
+            hears: hears.iter().map(|h| h.to_string()).collect(),
+            pod: Some(format!("g-{name}")),
+            last_seen: Some(now()),
+            ..MemberEntry::default()
+        }
+    }
+
+    fn pods() -> BTreeMap<String, Pod> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|m| {
+                let mut pod = Pod::default();
+                pod.metadata.name = Some(format!("g-{m}"));
+                pod.status = Some(PodStatus {
+                    phase: Some("Running".into()),
+                    ..PodStatus::default()
+                });
+                (m.to_string(), pod)
+            })
+            .collect()
+    }
+
+    fn run(entries: Vec<MemberEntry>) -> Aggregate {
+        let previous = RedundantGroupStatus {
+            members: entries,
+            ..RedundantGroupStatus::default()
+        };
+        aggregate(&spec(), &previous, &pods(), &[], &now())
+    }
+
+    #[test]
+    fn the_last_word_of_a_dead_hot_member_is_superseded_by_the_new_claim() {
+        // a's node died: its pod still runs and its entry, written while it heard b and c,
+        // still says HS at epoch 4; b took over at epoch 5 and no longer hears a.
+        let agg = run(vec![
+            entry("a", State::HS, 4, &["b", "c"]),
+            entry("b", State::HS, 5, &["c"]),
+            entry("c", State::SBS, 5, &["b"]),
+        ]);
+        assert_eq!(agg.hot.as_deref(), Some("b"));
+        assert_eq!(agg.epoch, Some(5));
+        assert_eq!(agg.phase, Phase::Healthy);
+        assert_eq!(agg.ready, "2/3");
+    }
+
+    #[test]
+    fn a_partitioned_hot_member_that_reported_the_other_silent_is_a_split_brain() {
+        // a runs on and reported b silent: two live claims.
+        let agg = run(vec![
+            entry("a", State::HS, 4, &["c"]),
+            entry("b", State::HS, 5, &["c"]),
+        ]);
+        assert_eq!(agg.hot, None);
+        assert_eq!(agg.phase, Phase::SplitBrain);
+        assert_eq!(agg.claims, ["a", "b"]);
+    }
+
+    #[test]
+    fn claims_of_one_epoch_are_never_superseded() {
+        let agg = run(vec![
+            entry("a", State::HS, 5, &["b"]),
+            entry("b", State::HS, 5, &["a"]),
+        ]);
+        assert_eq!(agg.phase, Phase::SplitBrain);
+    }
+
+    #[test]
+    fn a_newer_claim_supersedes_only_claims_not_standbys() {
+        // c is a standby that heard b: it stays ready.
+        let agg = run(vec![
+            entry("b", State::HS, 5, &["c"]),
+            entry("c", State::SBS, 4, &["b"]),
+        ]);
+        assert_eq!(agg.hot.as_deref(), Some("b"));
+        assert_eq!(agg.ready, "2/3");
+        assert_eq!(agg.phase, Phase::Healthy);
     }
 }

@@ -595,6 +595,26 @@ async fn member_pods(
     Ok((by_member, orphans))
 }
 
+/// Aggregates `group`'s member entries with its pods by member name and applies the result,
+/// as a reconcile does (without its switchover and rollout steps): for an API server that
+/// serves no pods, where the pods come from elsewhere. Returns the status applied.
+pub async fn apply_aggregate(
+    api: &Api<RedundantGroup>,
+    group: &RedundantGroup,
+    pods: &BTreeMap<String, Pod>,
+    now: &Time,
+) -> Result<RedundantGroupStatus, Error> {
+    let previous = group.status.clone().unwrap_or_default();
+    let problems = render(&group.name_any(), &group.spec)
+        .err()
+        .unwrap_or_default();
+    let agg = aggregate(&group.spec, &previous, pods, &problems, now);
+    let status = status_of(group, &previous, &agg, previous.switchover.clone(), None);
+    let apply = PatchParams::apply(MANAGER).force();
+    write_status(api, &group.name_any(), &previous, status.clone(), &apply).await?;
+    Ok(status)
+}
+
 /// The status the controller owns, from the aggregate.
 fn status_of(
     group: &RedundantGroup,

@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod children;
 pub mod controller;
+pub mod crd;
 pub mod http;
 pub mod metrics;
 pub mod render;
@@ -19,6 +20,5 @@ pub use status::RedundantGroupStatus;
 
 /// The CRD as YAML, as `rdg crd` prints it and `crds/` holds it.
 pub fn crd_yaml() -> String {
-    use kube::CustomResourceExt;
-    serde_yaml_ng::to_string(&RedundantGroup::crd()).expect("a CRD always serializes")
+    serde_yaml_ng::to_string(&crd::crd()).expect("a CRD always serializes")
 }

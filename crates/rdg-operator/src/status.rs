@@ -91,6 +91,11 @@ pub struct MemberEntry {
     /// Heartbeat health of the other members, per network, as this member hears them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkHealth>,
+    /// The other members this member hears on at least one network. It changes, and so is
+    /// written at once, when a member goes silent: that is how a live claim of a partitioned
+    /// hot member is told from the last word of a dead one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hears: Vec<String>,
     /// Last net-check verdict (None: disabled or not run yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_check_ok: Option<bool>,

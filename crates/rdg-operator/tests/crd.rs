@@ -573,19 +573,91 @@ fn check_example_group(at: &str, g: &RedundantGroup, text: &str) {
 }
 
 #[test]
-fn cel_interval_rule_skips_compound_durations() {
-    // The server-side rule only compares single-unit durations (`100ms`, `2s`, `1m`); a
-    // compound one such as `1s 500ms` (how rdg prints 1.5 s) passes the CEL rule and is left
-    // to rdg-core validation, reported by the controller. Pin that so a change is noticed.
+fn cel_interval_rule_compares_every_unit_and_compound_form() {
+    // The CRD's duration pattern admits only what CEL's duration() reads, so the rule sees
+    // every form a user can write; these pairs are refused (interval >= timeout) ...
     let mut s = base_spec();
-    s["heartbeat"]["interval"] = json!("1s 500ms");
-    s["heartbeat"]["timeout"] = json!("500ms");
-    assert_eq!(cel(&s), Ok(()));
-    let spec: RedundantGroupSpec = serde_json::from_value(s).unwrap();
-    let problems = rdg_operator::render::render("infocast", &spec)
-        .expect_err("the controller's checks reject it");
+    for (interval, timeout) in [
+        ("900000us", "500ms"),
+        ("1s500ms", "1s"),
+        ("600000000ns", "500ms"),
+        ("1m", "59s"),
+        ("1h", "59m59s"),
+        ("500000µs", "500ms"),
+    ] {
+        s["heartbeat"]["interval"] = json!(interval);
+        s["heartbeat"]["timeout"] = json!(timeout);
+        assert!(
+            cel(&s).is_err(),
+            "interval {interval} >= timeout {timeout} must be rejected"
+        );
+    }
+    // ... and these accepted.
+    for (interval, timeout) in [("100000us", "1s"), ("1s", "1s1ms"), ("59s", "1m")] {
+        s["heartbeat"]["interval"] = json!(interval);
+        s["heartbeat"]["timeout"] = json!(timeout);
+        assert_eq!(cel(&s), Ok(()), "{interval} < {timeout}");
+    }
+}
+
+#[test]
+fn crd_durations_take_only_forms_cel_reads() {
+    let mut patterns = Vec::new();
+    collect_patterns(&schema(), &mut patterns);
     assert!(
-        problems.iter().any(|p| p.path.starts_with("heartbeat")),
-        "{problems:?}"
+        patterns.contains(&rdg_operator::crd::DURATION_PATTERN.to_string()),
+        "{patterns:?}"
     );
+    assert!(
+        !patterns.contains(&rdg_core::Dur::PATTERN.to_string()),
+        "a duration field kept the config file's looser pattern: {patterns:?}"
+    );
+}
+
+fn collect_patterns(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(o) => {
+            if let Some(Value::String(p)) = o.get("pattern") {
+                out.push(p.clone());
+            }
+            o.values().for_each(|v| collect_patterns(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_patterns(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn crd_has_no_format_the_api_server_does_not_know() {
+    // The API server warns on formats outside its list; schemars emits `ip` and `uint*`.
+    let known = [
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date",
+        "date-time",
+        "password",
+    ];
+    let mut formats = Vec::new();
+    collect_formats(&crd(), &mut formats);
+    let unknown: Vec<_> = formats
+        .iter()
+        .filter(|f| !known.contains(&f.as_str()))
+        .collect();
+    assert!(unknown.is_empty(), "unknown formats: {unknown:?}");
+}
+
+fn collect_formats(node: &Value, out: &mut Vec<String>) {
+    match node {
+        Value::Object(o) => {
+            if let Some(Value::String(f)) = o.get("format") {
+                out.push(f.clone());
+            }
+            o.values().for_each(|v| collect_formats(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_formats(v, out)),
+        _ => {}
+    }
 }

@@ -89,9 +89,11 @@ pub struct Heartbeat {
     pub timeout: Dur,
     /// UDP port used on every network.
     #[serde(default = "default_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Multicast TTL of heartbeats.
     #[serde(default = "default_ttl")]
+    #[schemars(range(min = 1))]
     pub ttl: u8,
 }
 
@@ -333,9 +335,11 @@ pub struct Channel {
     /// Multicast group the channel is sent to.
     pub address: IpAddr,
     /// UDP port.
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Multicast TTL.
     #[serde(default = "default_ttl")]
+    #[schemars(range(min = 1))]
     pub ttl: u8,
     /// Sending rate, e.g. `2Mbit`, `500kbit`, `1Gbit` (bits per second).
     pub bit_rate: String,

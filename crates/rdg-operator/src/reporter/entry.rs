@@ -20,6 +20,12 @@ pub fn member_entry(report: &StatusReport, pod: &str, node: &str) -> MemberEntry
         epoch: Some(report.epoch),
         hot: report.hot.clone(),
         networks: network_health(report),
+        hears: report
+            .members
+            .iter()
+            .filter(|m| !m.is_self && m.alive)
+            .map(|m| m.name.clone())
+            .collect(),
         net_check_ok: report.net_check.ok,
         vips_ok: vips_ok(report),
         pod: Some(pod.to_string()),
