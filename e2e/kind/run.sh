@@ -41,10 +41,11 @@ secondary_net="${cluster}-secondary"
 secondary_subnet=${RDG_E2E_SECONDARY_SUBNET:-172.31.250.0/24}
 receive_seconds=${RDG_E2E_RECEIVE_SECONDS:-8}
 # `kubectl get rdg` shows what the agents report through the API, so its bounds are looser
-# than the data plane's: after a node stops, its pod stays Running (node NotReady) and its
-# last report counts until it is stale (STALE_AFTER_SECS = 90 in rdg-operator's aggregate.rs).
+# than the data plane's. After a node stops, its pod stays Running (node NotReady) and its
+# last report still claims hot, but that claim is superseded as soon as the new hot member
+# reports a later epoch (the dead member's last report says it heard that member).
 pod_bound=15
-node_bound=120
+node_bound=15
 # The data plane: the VIP must answer from another node within this (heartbeat timeout +
 # election + gratuitous ARP, plus the arping poll period).
 vip_bound_ms=5000

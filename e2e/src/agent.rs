@@ -15,6 +15,12 @@ impl Lab {
     /// Starts `member`'s agent: `ip netns exec NS rdg agent --config FILE --member NAME`, its
     /// stdout and stderr appended to its log. Panics if it is already running.
     pub fn start(&self, member: &str) {
+        self.start_with_env(member, &[]);
+    }
+
+    /// [`Lab::start`] with extra environment variables for the agent (Kubernetes mode's
+    /// `RDG_K8S_*` and `KUBECONFIG`, say).
+    pub fn start_with_env(&self, member: &str, env: &[(String, String)]) {
         let slot = self.slot(member);
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = agents.get_mut(member) {
@@ -31,7 +37,8 @@ impl Lab {
             .arg(&self.rdg)
             .args(["agent", "--config"])
             .arg(&slot.config)
-            .args(["--member", member]);
+            .args(["--member", member])
+            .envs(env.iter().map(|(k, v)| (k, v)));
         if self.config.carousel.is_some() {
             // The carousel leaves by the primary network, where the client listens.
             let address = self.address(member, Net::Primary).to_string();

@@ -22,10 +22,12 @@
 //! ```
 
 mod agent;
+pub mod apiserver;
 mod binary;
 mod config;
 mod faults;
 pub mod http;
+pub mod kube_lab;
 mod lab;
 mod lock;
 pub mod metrics;
@@ -36,6 +38,7 @@ mod receiver;
 mod role;
 mod root;
 mod shell;
+pub mod stats;
 mod watch;
 
 pub use binary::rdg_binary;

@@ -17,6 +17,7 @@ use crate::children::{
 use crate::metrics::ControllerMetrics;
 use crate::render::render;
 use crate::resource::RedundantGroup;
+use crate::retry::watch_backoff;
 use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
 use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
 use futures_util::FutureExt;
@@ -243,19 +244,19 @@ pub async fn run(
         watcher(pods, owned.clone()).modify(|p: &mut Pod| p.managed_fields_mut().clear()),
     )
     .inspect_ok(move |ev| indexing.note_pod_event(ev))
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     let cm_events = reflector::reflector(
         cm_writer,
         watcher(cms, owned.clone()).modify(|c: &mut ConfigMap| c.managed_fields_mut().clear()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     let svc_events = reflector::reflector(
         svc_writer,
         watcher(svcs, owned).modify(|s: &mut Service| s.managed_fields_mut().clear()),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     // Graceful shutdown lets running reconciles finish, but the controller waits for its
     // stores first; with the API server unreachable that never happens, so give it a bound.
@@ -356,6 +357,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
                 .await;
             }
             write_status(&groups, &name, &previous, status, &apply).await?;
+            prune_entries(&groups, group, &previous).await?;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
     };
@@ -498,6 +500,7 @@ async fn reconcile_inner(group: &RedundantGroup, ctx: &Context) -> Result<Action
         || plan.waiting.is_some();
     let status = status_of(group, &previous, &agg, switchover, Some(hash));
     write_status(&groups, &name, &previous, status, &apply).await?;
+    prune_entries(&groups, group, &previous).await?;
     Ok(Action::requeue(if busy {
         Duration::from_secs(2)
     } else {
@@ -612,6 +615,7 @@ pub async fn apply_aggregate(
     let status = status_of(group, &previous, &agg, previous.switchover.clone(), None);
     let apply = PatchParams::apply(MANAGER).force();
     write_status(api, &group.name_any(), &previous, status.clone(), &apply).await?;
+    prune_entries(api, group, &previous).await?;
     Ok(status)
 }
 
@@ -653,13 +657,53 @@ async fn write_status(
     if unchanged {
         return Ok(());
     }
-    let body = serde_json::json!({
-        "apiVersion": "rdg.infocast.io/v1alpha1",
-        "kind": "RedundantGroup",
-        "metadata": {"name": name},
-        "status": status,
-    });
+    let body = RedundantGroup::status_patch(
+        name,
+        serde_json::to_value(&status).expect("a status is JSON"),
+    );
     api.patch_status(name, apply, &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// Removes the entries of `status.members` whose member left the spec. Only a member's own
+/// agent applies its entry, and a removed member's agent is gone with its pod, so nobody else
+/// would. Each removal is guarded by a test of the entry's name, so an entry list changed
+/// meanwhile makes the patch fail (and the next reconcile retry) rather than remove another.
+async fn prune_entries(
+    api: &Api<RedundantGroup>,
+    group: &RedundantGroup,
+    previous: &RedundantGroupStatus,
+) -> Result<(), Error> {
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{Patch as JsonPatch, PatchOperation, RemoveOperation, TestOperation};
+    let ops: Vec<PatchOperation> = previous
+        .members
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, e)| group.spec.member(&e.name).is_none())
+        .flat_map(|(i, e)| {
+            let at = PointerBuf::from_tokens(["status", "members", &i.to_string()]);
+            [
+                PatchOperation::Test(TestOperation {
+                    path: at.with_trailing_token("name"),
+                    value: serde_json::Value::String(e.name.clone()),
+                }),
+                PatchOperation::Remove(RemoveOperation { path: at }),
+            ]
+        })
+        .collect();
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let removed = ops.len() / 2;
+    api.patch_status(
+        &group.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(JsonPatch(ops)),
+    )
+    .await?;
+    tracing::info!(group = %group.name_any(), removed, "removed the status entries of members no longer in the spec");
     Ok(())
 }
 

@@ -17,6 +17,11 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ns|us|µs|ms|s|m|h))+$";
 /// `minimum`/`maximum` already bound the values.
 const UNKNOWN_FORMATS: [&str; 4] = ["uint8", "uint16", "uint32", "uint64"];
 
+/// Most net-check targets a group may list in Kubernetes.
+pub const MAX_NET_CHECK_TARGETS: usize = 16;
+/// Most carousel channels a group may list in Kubernetes.
+pub const MAX_CHANNELS: usize = 16;
+
 /// The `RedundantGroup` CRD with the API server's own checks added.
 pub fn crd() -> CustomResourceDefinition {
     let mut crd = serde_json::to_value(RedundantGroup::crd()).expect("a CRD is JSON");
@@ -39,6 +44,8 @@ fn refine(node: &mut Value) {
             match o.get("format").and_then(Value::as_str) {
                 Some("ip") => {
                     o.remove("format");
+                    // The longest IPv6 text; bounds the rule's cost estimate.
+                    o.insert("maxLength".into(), json!(45));
                     add_rule(
                         o,
                         "isIP(self)",
@@ -71,6 +78,9 @@ fn refine_spec(spec: &mut Value) {
     networks.insert("x-kubernetes-list-map-keys".into(), json!(["name"]));
     // One address per network, and there are at most two networks.
     props["members"]["items"]["properties"]["addresses"]["maxProperties"] = json!(2);
+    // Bounds for the API server's estimate of the rules' cost.
+    props["netCheck"]["properties"]["targets"]["maxItems"] = json!(MAX_NET_CHECK_TARGETS);
+    props["transmitter"]["properties"]["channels"]["maxItems"] = json!(MAX_CHANNELS);
     let vip_address = props["vips"]["items"]["properties"]["address"]
         .as_object_mut()
         .expect("spec.vips[].address is in the schema");

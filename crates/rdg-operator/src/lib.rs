@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod render;
 pub mod reporter;
 pub mod resource;
+pub mod retry;
 pub mod rollout;
 pub mod status;
 

@@ -277,6 +277,26 @@ pub fn objects_dir(config_map: &str) -> String {
 /// Log filter of member pods when the spec names none.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
+impl RedundantGroup {
+    /// The server-side-apply body that sets `status` (fields of whoever applies it) of the
+    /// group `name`.
+    pub fn status_patch(name: &str, status: serde_json::Value) -> serde_json::Value {
+        use kube::Resource;
+        serde_json::json!({
+            "apiVersion": RedundantGroup::api_version(&()),
+            "kind": RedundantGroup::kind(&()),
+            "metadata": {"name": name},
+            "status": status,
+        })
+    }
+
+    /// The server-side-apply body of one member's own entry of `status.members`, as its agent
+    /// applies it (field manager `rdg-member-<member>`).
+    pub fn member_entry_patch(name: &str, entry: &crate::status::MemberEntry) -> serde_json::Value {
+        RedundantGroup::status_patch(name, serde_json::json!({"members": [entry]}))
+    }
+}
+
 impl RedundantGroupSpec {
     /// The member pods' log filter (`RUST_LOG`): `logLevel`, or [`DEFAULT_LOG_LEVEL`].
     pub fn log_level(&self) -> &str {

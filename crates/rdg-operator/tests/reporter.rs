@@ -249,6 +249,7 @@ impl Harness {
                 refresh: Duration::from_secs(3600),
                 backoff_start: Duration::from_millis(40),
                 backoff_max: Duration::from_millis(320),
+                log_quiet: Duration::from_secs(30),
                 group_poll: Duration::from_millis(30),
             },
         };
@@ -345,7 +346,8 @@ async fn first_report_applies_exactly_the_members_entry() {
             "metadata": {"name": "infocast"},
             "status": {"members": [{
                 "name": "ics-b", "state": "SBS", "temporalState": "iNone", "epoch": 1,
-                "hot": "ics-a", "netCheckOk": true, "pod": "infocast-ics-b", "node": "node-b",
+                "hot": "ics-a", "hears": ["ics-a"], "netCheckOk": true, "pod": "infocast-ics-b",
+                "node": "node-b",
                 "networks": [{"name": "primary", "healthy": true}, {"name": "secondary", "healthy": true}]
             }]}
         })

@@ -12,6 +12,7 @@ use super::notices::{Notice, Severity, transition_notices};
 use super::switchover::SwitchoverTrigger;
 use crate::RedundantGroup;
 use crate::children::ROLE_LABEL;
+use crate::retry::Retry;
 use crate::status::MemberEntry;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -39,8 +40,10 @@ pub struct Tuning {
     pub refresh: Duration,
     /// First retry delay after an API error; doubles per failure.
     pub backoff_start: Duration,
-    /// Longest retry delay.
+    /// Longest retry delay: short, so the status is right soon after an API server returns.
     pub backoff_max: Duration,
+    /// Least time between two log lines about failures of one kind of call.
+    pub log_quiet: Duration,
     /// How often the group is read for switchover requests.
     pub group_poll: Duration,
 }
@@ -53,9 +56,17 @@ impl Default for Tuning {
             min_write_gap: Duration::from_millis(200),
             refresh: Duration::from_secs(10),
             backoff_start: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(2),
+            log_quiet: Duration::from_secs(30),
             group_poll: Duration::from_secs(1),
         }
+    }
+}
+
+impl Tuning {
+    /// Retries of `what` with this timing.
+    fn retry(&self, what: &str) -> Retry {
+        Retry::new(what, self.backoff_start, self.backoff_max, self.log_quiet)
     }
 }
 
@@ -94,32 +105,6 @@ pub fn role_of(state: State) -> &'static str {
     if state == State::HS { "hot" } else { "standby" }
 }
 
-/// Exponential back-off between `start` and `max`.
-#[derive(Debug)]
-struct Backoff {
-    start: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(t: &Tuning) -> Backoff {
-        Backoff {
-            start: t.backoff_start,
-            max: t.backoff_max,
-            next: t.backoff_start,
-        }
-    }
-    fn failed(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    fn reset(&mut self) {
-        self.next = self.start;
-    }
-}
-
 /// Runs the reporter until `stop` completes. Never fails: every error is logged and retried.
 pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output = ()>) {
     let t = &cfg.tuning;
@@ -139,8 +124,8 @@ pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output =
     let (role_tx, role_rx) = watch::channel(None::<&'static str>);
     let (state_tx, state_rx) = watch::channel(None::<State>);
     let (regarding_tx, regarding_rx) = watch::channel(ObjectReference {
-        api_version: Some("rdg.infocast.io/v1alpha1".into()),
-        kind: Some("RedundantGroup".into()),
+        api_version: Some(RedundantGroup::api_version(&()).into_owned()),
+        kind: Some(RedundantGroup::kind(&()).into_owned()),
         name: Some(env.group.clone()),
         namespace: Some(env.namespace.clone()),
         ..ObjectReference::default()
@@ -149,12 +134,7 @@ pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output =
 
     let poll = poll_agent(&cfg, &agent, entry_tx, role_tx, state_tx, event_tx);
     let entries = keep_applied(entry_rx, t, "member status", |entry: MemberEntry| {
-        let body = json!({
-            "apiVersion": "rdg.infocast.io/v1alpha1",
-            "kind": "RedundantGroup",
-            "metadata": {"name": env.group},
-            "status": {"members": [entry]},
-        });
+        let body = RedundantGroup::member_entry_patch(&env.group, &entry);
         let (groups, pp) = (&groups, PatchParams::apply(&manager).force());
         async move {
             groups
@@ -246,7 +226,7 @@ async fn keep_applied<T, F, Fut>(
     F: FnMut(T) -> Fut,
     Fut: Future<Output = Result<(), kube::Error>>,
 {
-    let mut backoff = Backoff::new(t);
+    let mut retry = t.retry(&format!("write the {what}"));
     while rx.changed().await.is_ok() {
         loop {
             let Some(value) = rx.borrow_and_update().clone() else {
@@ -254,15 +234,11 @@ async fn keep_applied<T, F, Fut>(
             };
             match apply(value).await {
                 Ok(()) => {
-                    backoff.reset();
+                    retry.succeeded();
                     tokio::time::sleep(t.min_write_gap).await;
                     break;
                 }
-                Err(e) => {
-                    let delay = backoff.failed();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot write the {what}");
-                    tokio::time::sleep(delay).await;
-                }
+                Err(e) => tokio::time::sleep(retry.failed(&e)).await,
             }
         }
     }
@@ -276,7 +252,7 @@ async fn publish_events(
     regarding: watch::Receiver<ObjectReference>,
     t: &Tuning,
 ) {
-    let mut backoff = Backoff::new(t);
+    let mut retry = t.retry("publish Events");
     while let Some(n) = rx.recv().await {
         let ev = Event {
             type_: match n.severity {
@@ -290,11 +266,12 @@ async fn publish_events(
         };
         let reference = regarding.borrow().clone();
         match recorder.publish(&ev, &reference).await {
-            Ok(()) => backoff.reset(),
+            Ok(()) => {
+                retry.succeeded();
+            }
             Err(e) => {
-                let delay = backoff.failed();
-                tracing::warn!(error = %e, reason = n.reason, "cannot publish an Event");
-                tokio::time::sleep(delay).await;
+                let e = format!("{e} (Event {}, dropped)", n.reason);
+                tokio::time::sleep(retry.failed(&e)).await;
             }
         }
     }
@@ -310,20 +287,18 @@ async fn watch_switchover(
     regarding: watch::Sender<ObjectReference>,
 ) {
     let mut trigger = SwitchoverTrigger::default();
-    let mut backoff = Backoff::new(&cfg.tuning);
+    let mut retry = cfg.tuning.retry("read the RedundantGroup");
     let mut tick = tokio::time::interval(cfg.tuning.group_poll);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let group = match groups.get(&cfg.env.group).await {
             Ok(g) => {
-                backoff.reset();
+                retry.succeeded();
                 g
             }
             Err(e) => {
-                let delay = backoff.failed();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot read the RedundantGroup");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(retry.failed(&e)).await;
                 continue;
             }
         };

@@ -27,7 +27,7 @@
 //! by (no preemption), so the hot role alternates between the two best members.
 
 use crate::group::{start_in_order, wait_settled};
-use crate::stats::{round1, summary};
+use rdg_e2e::stats::{round1, summary};
 use rdg_e2e::{GroupConfig, Lab, Net, RoleRecord};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

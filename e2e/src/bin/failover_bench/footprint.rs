@@ -26,8 +26,8 @@
 use crate::group::start_in_order;
 use crate::keepalived::{self, Instances};
 use crate::procfs;
-use crate::stats::{round1, round3};
 use rdg_e2e::Lab;
+use rdg_e2e::stats::{round1, round3};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@
 
 use crate::group::start_in_order;
 use crate::keepalived::{self, Instances, VIP};
-use crate::stats::round1;
+use rdg_e2e::stats::round1;
 use rdg_e2e::{Lab, monotonic_ms};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -38,7 +38,7 @@ mod logtime;
 mod loss;
 mod outage;
 mod procfs;
-mod stats;
+use rdg_e2e::stats;
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use serde_json::{Value, json};

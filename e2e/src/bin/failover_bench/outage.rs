@@ -25,7 +25,7 @@
 
 use crate::group::{start_in_order, wait_settled};
 use crate::keepalived::{self, Instances, VIP};
-use crate::stats::{round1, summary};
+use rdg_e2e::stats::{round1, summary};
 use rdg_e2e::{Lab, Net, shell_output};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -191,7 +191,7 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
             if let (Some(r), Some(k)) = (p99(&entry["rdg"]), p99(&entry["keepalived"]))
                 && k > 0.0
             {
-                entry["ratio_p99"] = json!(crate::stats::round3(r / k));
+                entry["ratio_p99"] = json!(rdg_e2e::stats::round3(r / k));
             }
         }
         out.push(entry);

@@ -9,7 +9,7 @@
 //! of the new) are the figures: p50/p99/max, with `interleaved` (must be false) and the
 //! longest silence of the whole run.
 
-use crate::stats::summary;
+use rdg_e2e::stats::summary;
 use rdg_e2e::{Carousel, GroupConfig, Lab, Net, is_root};
 use serde_json::{Value, json};
 use std::panic::AssertUnwindSafe;

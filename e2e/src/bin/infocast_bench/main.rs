@@ -22,9 +22,6 @@ mod accuracy;
 mod failover;
 mod procfs;
 mod setup;
-#[path = "../failover_bench/stats.rs"]
-#[allow(dead_code)] // shared with failover_bench, which uses all of it
-mod stats;
 mod throughput;
 
 use serde_json::{Map, Value};
