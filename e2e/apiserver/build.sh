@@ -118,8 +118,10 @@ in_chroot() {
 # inside (this script mounts nothing, but an earlier hand-made mount must not be wiped).
 remove_chroot() {
   [ -e "$root" ] || return 0
-  if findmnt -rn -o TARGET | grep -q "^$root/"; then
-    die "something is mounted under $root; unmount it first: $(findmnt -rn -o TARGET | grep "^$root/" | tr '\n' ' ')"
+  local mounted
+  mounted=$(findmnt -rn -o TARGET | grep "^$root/" || true)
+  if [ -n "$mounted" ]; then
+    die "something is mounted under $root; unmount it first: $(echo "$mounted" | tr '\n' ' ')"
   fi
   rm -rf --one-file-system "$root"
 }

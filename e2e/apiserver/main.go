@@ -1,5 +1,5 @@
 // Command kube-apiserver is the apiextensions-apiserver of Kubernetes (the API server that
-// serves CustomResourceDefinitions and custom resources, backed by etcd) with two changes
+// serves CustomResourceDefinitions and custom resources, backed by etcd) with three changes
 // from its stock main.go, so that kubectl can talk to it as to a real cluster:
 //
 //   - discovery is on (/api, /apis and aggregated discovery): the stock server turns it

@@ -5,7 +5,8 @@
 //! [`ApiServer::start`] runs both from the binaries `e2e/apiserver/build.sh` builds into
 //! `target/apiserver/bin` (or those of `$RDG_APISERVER_BIN_DIR`), running the script first
 //! once per process (it returns at once when they are up to date, and builds them as root
-//! otherwise). Without binaries the test is skipped loudly ([`ApiServer::for_test`]). Everything lives in one temporary directory (etcd's data, the
+//! otherwise). Without binaries the test is skipped loudly ([`ApiServer::for_test`]).
+//! Everything lives in one temporary directory (etcd's data, the
 //! certificates, the kubeconfig, both logs); dropping the server kills both processes and
 //! removes it (kept with `RDG_E2E_KEEP`). Processes left by a crashed earlier run are killed
 //! when the next server starts.

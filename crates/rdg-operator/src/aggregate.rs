@@ -71,11 +71,13 @@ fn current<'a>(
     Some(entry)
 }
 
-/// True when `entry` claims hot but another member claims a later epoch and `entry`'s own
-/// last report says it heard that member. Had the claimant kept running, it would since have
-/// seen the newer claim and stepped down, or reported that member silent (a change it writes
-/// at once): its report predates the other's takeover, so its member is gone (a dead node's
-/// pod still shows Running for a while) rather than hot beside the other.
+/// True when `entry` claims hot but another current member claims a later epoch and `entry`'s
+/// own last report says it heard that member. Had the claimant kept running, it would since
+/// have seen the newer claim and stepped down, or reported that member silent (a change it
+/// writes within the heartbeat timeout and a poll): its report predates the other's takeover,
+/// so its member is gone (a dead node's pod still shows Running for a while) rather than hot
+/// beside the other. A hot member cut off from its peers and from the API server looks the
+/// same until its entry is stale.
 fn superseded(entry: &MemberEntry, current: &[&MemberEntry]) -> bool {
     let epoch = entry.epoch.unwrap_or(0);
     entry.state == Some(State::HS)
@@ -257,7 +259,7 @@ mod tests {
     use super::*;
     use crate::resource::MemberSpec;
     use k8s_openapi::api::core::v1::PodStatus;
-    use k8s_openapi::jiff::Timestamp;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
     use rdg_core::config::Network;
 
     fn spec() -> RedundantGroupSpec {
@@ -347,6 +349,26 @@ mod tests {
         assert_eq!(agg.hot, None);
         assert_eq!(agg.phase, Phase::SplitBrain);
         assert_eq!(agg.claims, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_stale_newer_claim_supersedes_nothing() {
+        let mut b = entry("b", State::HS, 5, &["a"]);
+        b.last_seen = Some(Time(
+            now().0 - SignedDuration::from_secs(STALE_AFTER_SECS + 1),
+        ));
+        let agg = run(vec![entry("a", State::HS, 4, &["b"]), b]);
+        assert_eq!(agg.hot.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_claim_that_says_nothing_of_whom_it_hears_is_never_superseded() {
+        // An entry without `hears` (written by an agent that does not report it).
+        let agg = run(vec![
+            entry("a", State::HS, 4, &[]),
+            entry("b", State::HS, 5, &["c"]),
+        ]);
+        assert_eq!(agg.phase, Phase::SplitBrain);
     }
 
     #[test]

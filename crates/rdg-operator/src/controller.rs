@@ -17,7 +17,7 @@ use crate::children::{
 use crate::metrics::ControllerMetrics;
 use crate::render::render;
 use crate::resource::RedundantGroup;
-use crate::retry::watch_backoff;
+use crate::retry::{Retry, WATCH_BACKOFF_MAX, WATCH_BACKOFF_START, watch_backoff};
 use crate::rollout::{MemberView, PodView, advance, operator_request_is_new, plan, request};
 use crate::status::{Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus};
 use futures_util::FutureExt;
@@ -268,17 +268,33 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Reconcile failures are logged by error_policy; what reaches here unlogged are the
+    // watches' errors (an unreachable API server), logged once per quiet period.
+    let mut watch_errors = Retry::new(
+        "watch the API server",
+        WATCH_BACKOFF_START,
+        WATCH_BACKOFF_MAX,
+        Duration::from_secs(30),
+    );
     let controller = Controller::new(groups, watcher::Config::default())
         .owns_stream(pod_events)
         .owns_stream(cm_events)
         .owns_stream(svc_events)
+        .trigger_backoff(watch_backoff())
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
+        .for_each(|r| {
             match r {
-                Ok((obj, _)) => tracing::debug!(group = %obj.name, "reconciled"),
-                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                Ok((obj, _)) => {
+                    watch_errors.succeeded();
+                    tracing::debug!(group = %obj.name, "reconciled");
+                }
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => {
+                    watch_errors.failed(&e);
+                }
             }
+            std::future::ready(())
         });
     tokio::select! {
         _ = controller => {}
@@ -697,13 +713,24 @@ async fn prune_entries(
         return Ok(());
     }
     let removed = ops.len() / 2;
-    api.patch_status(
-        &group.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(JsonPatch(ops)),
-    )
-    .await?;
-    tracing::info!(group = %group.name_any(), removed, "removed the status entries of members no longer in the spec");
+    match api
+        .patch_status(
+            &group.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(JsonPatch(ops)),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(group = %group.name_any(), removed, "removed the status entries of members no longer in the spec")
+        }
+        // The entries moved meanwhile (a test op failed): the write it raced with triggers
+        // another reconcile, which tries again on the new list.
+        Err(kube::Error::Api(e)) if e.code == 422 => {
+            tracing::debug!(group = %group.name_any(), error = %e, "status entries changed meanwhile; pruning on the next reconcile");
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 

@@ -76,10 +76,12 @@ pub const GROUP: &str = "rdg.infocast.io";
         json_path = ".metadata.creationTimestamp"
     )
 )]
+// The duration rules skip a value the field's pattern (crd::DURATION_PATTERN) already refuses,
+// so a malformed duration is reported once, by the pattern.
 #[x_kube(
     cel,
-    validation = Rule::new("!has(self.heartbeat) || !has(self.heartbeat.interval) || !has(self.heartbeat.timeout) || duration(self.heartbeat.interval) < duration(self.heartbeat.timeout)").message("heartbeat.interval must be shorter than heartbeat.timeout").field_path(".heartbeat.interval"),
-    validation = Rule::new("!has(self.heartbeat) || !has(self.heartbeat.interval) || duration(self.heartbeat.interval) > duration('0s')").message("heartbeat.interval must be greater than 0s").field_path(".heartbeat.interval"),
+    validation = Rule::new("!has(self.heartbeat) || !has(self.heartbeat.interval) || !has(self.heartbeat.timeout) || !self.heartbeat.interval.matches('^([0-9]+(ns|us|µs|ms|s|m|h))+$') || !self.heartbeat.timeout.matches('^([0-9]+(ns|us|µs|ms|s|m|h))+$') || duration(self.heartbeat.interval) < duration(self.heartbeat.timeout)").message("heartbeat.interval must be shorter than heartbeat.timeout").field_path(".heartbeat.interval"),
+    validation = Rule::new("!has(self.heartbeat) || !has(self.heartbeat.interval) || !self.heartbeat.interval.matches('^([0-9]+(ns|us|µs|ms|s|m|h))+$') || duration(self.heartbeat.interval) > duration('0s')").message("heartbeat.interval must be greater than 0s").field_path(".heartbeat.interval"),
     validation = Rule::new("self.members.all(m, !has(m.addresses) || m.addresses.all(k, self.networks.exists(n, n.name == k)))").message("every members[].addresses key must name one of networks").field_path(".members"),
     validation = Rule::new("!has(self.vips) || self.vips.all(v, self.networks.exists(n, n.name == v.network))").message("every vips[].network must name one of networks").field_path(".vips"),
     validation = Rule::new("!has(self.switchover) || !has(self.switchover.to) || self.members.exists(m, m.name == self.switchover.to)").message("switchover.to must name a member").field_path(".switchover.to")

@@ -9,12 +9,13 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 /// First retry delay of a watch; doubles per failure up to [`WATCH_BACKOFF_MAX`].
-pub const WATCH_BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest retry delay of a watch: a few requests a second against a down server at most.
-pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub const WATCH_BACKOFF_START: Duration = Duration::from_millis(250);
+/// Longest retry delay of a watch before jitter (which adds up to as much again): a request
+/// or two a second against a down server.
+pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The back-off of the controller's watches (kube's default waits up to 30 s, which would
-/// leave the status stale that long after an API-server restart).
+/// The back-off of the controller's watches and triggers (kube's default waits up to 30 s plus
+/// jitter, which would leave the status stale that long after an API-server restart).
 pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
     let builder = backon::ExponentialBuilder::default()
         .with_min_delay(WATCH_BACKOFF_START)

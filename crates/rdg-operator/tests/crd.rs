@@ -536,7 +536,7 @@ fn examples_parse_strictly_and_validate() {
     }
 }
 
-/// Per-example expectations (what issue 7 says each example shows).
+/// Per-example expectations (what each example is there to show).
 fn check_example_group(at: &str, g: &RedundantGroup, text: &str) {
     let s = &g.spec;
     for m in &s.members {
@@ -659,5 +659,27 @@ fn collect_formats(node: &Value, out: &mut Vec<String>) {
         }
         Value::Array(a) => a.iter().for_each(|v| collect_formats(v, out)),
         _ => {}
+    }
+}
+
+#[test]
+fn duration_rules_guard_with_the_fields_own_pattern() {
+    // A rule that calls duration() on a value the pattern refuses would add a second, cryptic
+    // error ("type conversion error"); the guard must be the CRD's duration pattern itself.
+    let mut rules = Vec::new();
+    collect_rules(&schema(), &mut rules);
+    let guard = format!("matches('{}')", rdg_operator::crd::DURATION_PATTERN);
+    let with_duration: Vec<&Value> = rules
+        .iter()
+        .filter(|r| {
+            r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("duration(self"))
+        })
+        .collect();
+    assert!(with_duration.len() >= 2, "{rules:#?}");
+    for r in with_duration {
+        let rule = r["rule"].as_str().unwrap();
+        assert!(rule.contains(&guard), "unguarded duration rule: {rule}");
     }
 }

@@ -921,11 +921,12 @@ async fn status_entries_from_many_members_coexist_and_kubectl_shows_them() {
         "{row:?}"
     );
     let group = groups.get(GROUP).await.expect("read the group");
-    let entries: Vec<String> = group
+    let mut entries: Vec<String> = group
         .status
         .as_ref()
         .map(|s| s.members.iter().map(|e| e.name.clone()).collect())
         .unwrap_or_default();
+    entries.sort();
     println!(
         "{} after removing {} and {gone} from the spec (generation {:?}): entries {entries:?}",
         group.name_any(),
@@ -982,6 +983,7 @@ async fn the_server_restarts_on_its_data_and_answers_on_extra_addresses() {
         text(&out.stdout)
     };
     let before = uid(&api);
+    assert!(!before.is_empty(), "the CRD has a uid");
 
     // Reached through the extra address, whose certificate it presents.
     let other = client_from(&api.kubeconfig_for(extra), Some(Duration::from_secs(5)))

@@ -270,6 +270,7 @@ async fn publish_events(
                 retry.succeeded();
             }
             Err(e) => {
+                tracing::debug!(reason = n.reason, note = %n.note, error = %e, "Event dropped");
                 let e = format!("{e} (Event {}, dropped)", n.reason);
                 tokio::time::sleep(retry.failed(&e)).await;
             }
