@@ -6,7 +6,7 @@
 //! dead node's pods stay Running until the node controller marks them, about 40 s).
 
 use rdg_e2e::kube_lab::KubeLab;
-use rdg_e2e::{GroupConfig, Net, require_root};
+use rdg_e2e::{GroupConfig, Net, POLL, require_root};
 use std::time::{Duration, Instant};
 
 /// Bound for a member to reach HS or SBS after its start, with slack for a loaded machine.
@@ -171,9 +171,29 @@ fn with_the_api_server_down_failover_is_unchanged_and_the_status_right_soon_afte
         ms(bound)
     );
     assert!(took <= bound, "takeover took {} ms", ms(took));
-    // Let the reporters fail and back off for a few seconds: the group keeps going.
+    // Until both survivors' reporters have failed to write their new entries (and backed
+    // off), the group keeps going: ics-b the only hot member throughout.
+    let failing = |m: &str| {
+        std::fs::read_to_string(kl.lab.log_file(m))
+            .is_ok_and(|l| l.contains("cannot write the member status"))
+    };
+    let waited = Instant::now();
+    while !(failing("ics-b") && failing("ics-c")) {
+        match kl.lab.hot_members().as_slice() {
+            [only] if only == "ics-b" => {}
+            hot => kl
+                .lab
+                .fail(&format!("with the API server down, hot: {hot:?}")),
+        }
+        if waited.elapsed() > SETTLE {
+            kl.lab
+                .fail("the reporters never tried to write with the API server down");
+        }
+        std::thread::sleep(POLL);
+    }
+    // Then a few more seconds of outage, so their back-off reaches its cap.
     kl.lab.observe(
-        Duration::from_secs(4),
+        Duration::from_secs(3),
         "ics-b stays the only hot member",
         || match kl.lab.hot_members().as_slice() {
             [only] if only == "ics-b" => Ok(()),
