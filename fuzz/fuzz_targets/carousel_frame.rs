@@ -40,9 +40,29 @@ impl Obj {
 
 #[derive(Arbitrary, Debug)]
 enum Action {
-    Chunk { object: Obj, index: u32, payload: Vec<u8> },
-    Announce { object: Obj, name: String, bootcast: bool, total_size: u64, chunk_size: u32, crc: Option<u32> },
-    Whole { session: u8, object_id: u8, name: String, data: Vec<u8>, chunk_size: u8, with_crc: bool, order: Vec<u8>, announce_last: bool },
+    Chunk {
+        object: Obj,
+        index: u32,
+        payload: Vec<u8>,
+    },
+    Announce {
+        object: Obj,
+        name: String,
+        bootcast: bool,
+        total_size: u64,
+        chunk_size: u32,
+        crc: Option<u32>,
+    },
+    Whole {
+        session: u8,
+        object_id: u8,
+        name: String,
+        data: Vec<u8>,
+        chunk_size: u8,
+        with_crc: bool,
+        order: Vec<u8>,
+        announce_last: bool,
+    },
 }
 
 /// Sets the payload length and CRC fields so the header checks pass.
@@ -62,17 +82,37 @@ fn patch(b: &mut [u8]) {
 fn datagrams(a: &Action) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     match a {
-        Action::Chunk { object, index, payload } => {
+        Action::Chunk {
+            object,
+            index,
+            payload,
+        } => {
             let mut b = Vec::new();
-            Chunk { object: object.get(), index: *index, payload }.encode(&mut b);
+            Chunk {
+                object: object.get(),
+                index: *index,
+                payload,
+            }
+            .encode(&mut b);
             out.push(b);
         }
-        Action::Announce { object, name, bootcast, total_size, chunk_size, crc } => {
+        Action::Announce {
+            object,
+            name,
+            bootcast,
+            total_size,
+            chunk_size,
+            crc,
+        } => {
             let mut b = Vec::new();
             Announcement {
                 object: object.get(),
                 name: name.clone(),
-                kind: if *bootcast { ObjectKind::Bootcastinfo } else { ObjectKind::Generic },
+                kind: if *bootcast {
+                    ObjectKind::Bootcastinfo
+                } else {
+                    ObjectKind::Generic
+                },
                 total_size: *total_size,
                 chunk_size: *chunk_size,
                 object_crc: *crc,
@@ -80,7 +120,16 @@ fn datagrams(a: &Action) -> Vec<Vec<u8>> {
             .encode(&mut b);
             out.push(b);
         }
-        Action::Whole { session, object_id, name, data, chunk_size, with_crc, order, announce_last } => {
+        Action::Whole {
+            session,
+            object_id,
+            name,
+            data,
+            chunk_size,
+            with_crc,
+            order,
+            announce_last,
+        } => {
             let chunk_size = u32::from(*chunk_size).max(1);
             let count = frame::chunk_count(data.len() as u64, chunk_size) as u32;
             let object = ObjectRef {
@@ -92,7 +141,11 @@ fn datagrams(a: &Action) -> Vec<Vec<u8>> {
             let mut ann = Vec::new();
             Announcement {
                 object,
-                name: if name.is_empty() { "o".into() } else { name.clone() },
+                name: if name.is_empty() {
+                    "o".into()
+                } else {
+                    name.clone()
+                },
                 kind: ObjectKind::Generic,
                 total_size: data.len() as u64,
                 chunk_size,
@@ -115,7 +168,12 @@ fn datagrams(a: &Action) -> Vec<Vec<u8>> {
                 let start = (i * chunk_size) as usize;
                 let end = (start + chunk_size as usize).min(data.len());
                 let mut b = Vec::new();
-                Chunk { object, index: i, payload: &data[start.min(end)..end] }.encode(&mut b);
+                Chunk {
+                    object,
+                    index: i,
+                    payload: &data[start.min(end)..end],
+                }
+                .encode(&mut b);
                 out.push(b);
             }
             if *announce_last {
@@ -176,7 +234,9 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(again, bytes, "a decoded frame re-encodes differently");
                     match f {
                         Frame::Chunk(c) => (c.object.session, true, objects.on_chunk(&c)),
-                        Frame::Announcement(a) => (a.object.session, false, objects.on_announcement(a)),
+                        Frame::Announcement(a) => {
+                            (a.object.session, false, objects.on_announcement(a))
+                        }
                     }
                 }
                 Err(e) => {
@@ -189,14 +249,31 @@ fuzz_target!(|data: &[u8]| {
                 malformed += 1;
                 continue;
             }
-            timeline.on_datagram(now, Sender { address: from, session }, bytes.len(), is_chunk);
+            timeline.on_datagram(
+                now,
+                Sender {
+                    address: from,
+                    session,
+                },
+                bytes.len(),
+                is_chunk,
+            );
         }
     }
     for f in objects.figures() {
         let _ = objects.last_complete(&f.name);
     }
-    let _ = (timeline.longest_silence(), timeline.first_chunk(), timeline.first_and_last());
-    let _ = (timeline.switches().len(), timeline.switch_count(), timeline.interleaved(), timeline.totals());
+    let _ = (
+        timeline.longest_silence(),
+        timeline.first_chunk(),
+        timeline.first_and_last(),
+    );
+    let _ = (
+        timeline.switches().len(),
+        timeline.switch_count(),
+        timeline.interleaved(),
+        timeline.totals(),
+    );
     let _ = timeline.addresses().count();
     let _ = malformed;
 });

@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.to_string();
     }
     match cfg.validate() {
-        Ok(()) => assert!(problems.is_empty(), "validate() passed but problems() = {problems:?}"),
+        Ok(()) => assert!(
+            problems.is_empty(),
+            "validate() passed but problems() = {problems:?}"
+        ),
         Err(v) => assert!(!v.is_empty(), "validate() failed without a problem"),
     }
     let _ = cfg.is_standalone();

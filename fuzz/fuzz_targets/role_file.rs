@@ -16,14 +16,20 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 fuzz_target!(|data: &[u8]| {
     let parsed = serde_json::from_slice::<RoleRecord>(data);
     if let Ok(r) = &parsed {
-        for now in [0, r.lease_until_monotonic_ms.saturating_sub(1), r.lease_until_monotonic_ms, u64::MAX] {
+        for now in [
+            0,
+            r.lease_until_monotonic_ms.saturating_sub(1),
+            r.lease_until_monotonic_ms,
+            u64::MAX,
+        ] {
             if r.may_run(now) {
                 assert_eq!(r.role, State::HS);
                 assert!(now < r.lease_until_monotonic_ms);
             }
         }
         let text = serde_json::to_vec(r).expect("a role record serializes");
-        let back: RoleRecord = serde_json::from_slice(&text).expect("a serialized role record parses");
+        let back: RoleRecord =
+            serde_json::from_slice(&text).expect("a serialized role record parses");
         assert_eq!(&back, r);
     }
     if RUNS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
@@ -32,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
         let path = dir.join("g.role");
         std::fs::write(&path, data).expect("write the temporary role file");
         let read = role_file::read(&path);
-        assert_eq!(read.is_ok(), parsed.is_ok(), "read() and from_slice disagree");
+        assert_eq!(
+            read.is_ok(),
+            parsed.is_ok(),
+            "read() and from_slice disagree"
+        );
         if let (Ok(Some(a)), Ok(b)) = (&read, &parsed) {
             assert_eq!(a, b);
             role_file::write(&path, a).expect("rewrite the role file");

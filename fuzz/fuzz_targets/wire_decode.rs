@@ -55,7 +55,11 @@ fn message(f: &Fields) -> Message {
     let types = MessageType::ALL;
     Message {
         kind: types[f.kind as usize % types.len()],
-        group: if f.other_group { "h".into() } else { GROUP.into() },
+        group: if f.other_group {
+            "h".into()
+        } else {
+            GROUP.into()
+        },
         member: NAMES[f.member as usize % NAMES.len()].into(),
         state: State::ALL[f.state as usize % State::ALL.len()],
         temporal: temporal(f.temporal),
@@ -66,7 +70,9 @@ fn message(f: &Fields) -> Message {
         network: f.network % 3,
         flags: Flags(f.flags & Flags::KNOWN.0),
         hot: NAMES[f.hot as usize % NAMES.len()].into(),
-        hot_heard_ago: f.hot_heard_ago_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+        hot_heard_ago: f
+            .hot_heard_ago_ms
+            .map(|ms| Duration::from_millis(u64::from(ms))),
     }
 }
 
