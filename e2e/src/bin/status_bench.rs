@@ -78,6 +78,26 @@ fn main() {
             trial.to_new_hot,
             trial.wrong_after_new_hot.len()
         );
+        if trial.to_new_hot.is_none() || !trial.wrong_after_new_hot.is_empty() {
+            // What the aggregation saw, to explain the trial.
+            let out = kl.server.kubectl(&[
+                "get",
+                "rdg",
+                &kl.lab.config().name,
+                "-n",
+                rdg_e2e::kube_lab::NAMESPACE,
+                "-o",
+                "jsonpath={.status}",
+            ]);
+            eprintln!(
+                "trial {n}: status: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            errors.push(format!(
+                "trial {n}: kubectl get rdg did not show {} as HOT and stay right",
+                trial.new_hot
+            ));
+        }
         trials.push(trial);
         // The host comes back: cables in, agent restarted; it joins as a standby.
         for net in Net::BOTH {
