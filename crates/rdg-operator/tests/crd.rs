@@ -603,7 +603,7 @@ fn cel_interval_rule_compares_every_unit_and_compound_form() {
 #[test]
 fn crd_durations_take_only_forms_cel_reads() {
     let mut patterns = Vec::new();
-    collect_patterns(&schema(), &mut patterns);
+    collect_strings(&schema(), "pattern", &mut patterns);
     assert!(
         patterns.contains(&rdg_operator::crd::DURATION_PATTERN.to_string()),
         "{patterns:?}"
@@ -614,15 +614,16 @@ fn crd_durations_take_only_forms_cel_reads() {
     );
 }
 
-fn collect_patterns(node: &Value, out: &mut Vec<String>) {
+/// Every string value of `key` anywhere below `node`.
+fn collect_strings(node: &Value, key: &str, out: &mut Vec<String>) {
     match node {
         Value::Object(o) => {
-            if let Some(Value::String(p)) = o.get("pattern") {
-                out.push(p.clone());
+            if let Some(Value::String(v)) = o.get(key) {
+                out.push(v.clone());
             }
-            o.values().for_each(|v| collect_patterns(v, out));
+            o.values().for_each(|v| collect_strings(v, key, out));
         }
-        Value::Array(a) => a.iter().for_each(|v| collect_patterns(v, out)),
+        Value::Array(a) => a.iter().for_each(|v| collect_strings(v, key, out)),
         _ => {}
     }
 }
@@ -641,25 +642,12 @@ fn crd_has_no_format_the_api_server_does_not_know() {
         "password",
     ];
     let mut formats = Vec::new();
-    collect_formats(&crd(), &mut formats);
+    collect_strings(&crd(), "format", &mut formats);
     let unknown: Vec<_> = formats
         .iter()
         .filter(|f| !known.contains(&f.as_str()))
         .collect();
     assert!(unknown.is_empty(), "unknown formats: {unknown:?}");
-}
-
-fn collect_formats(node: &Value, out: &mut Vec<String>) {
-    match node {
-        Value::Object(o) => {
-            if let Some(Value::String(f)) = o.get("format") {
-                out.push(f.clone());
-            }
-            o.values().for_each(|v| collect_formats(v, out));
-        }
-        Value::Array(a) => a.iter().for_each(|v| collect_formats(v, out)),
-        _ => {}
-    }
 }
 
 #[test]
