@@ -1,4 +1,4 @@
-//! The group configuration a lab writes for its agents (the YAML contract of DESIGN.md), and
+//! The group configuration a lab writes for its agents (the same keys as `rdg check-config` reads), and
 //! the lab's fixed address plan.
 //!
 //! Member `i` (1-based, in the order of [`GroupConfig::members`]) has 10.0.0.1`i` on the primary

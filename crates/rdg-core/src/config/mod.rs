@@ -1,4 +1,4 @@
-//! The group configuration file (a **contract**: keys exactly as in DESIGN.md).
+//! The group configuration file (a **contract**: its keys are relied on by tools outside rdg; keep them, or extend them compatibly).
 //!
 //! One YAML file per group, identical on every member; a member picks its own entry by name.
 //! [`GroupConfig::from_yaml`] parses with field paths in errors, [`GroupConfig::validate`]
