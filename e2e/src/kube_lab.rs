@@ -7,7 +7,7 @@
 //! with those pods, as the real controller does with its pod cache.
 
 use crate::apiserver::{ApiServer, Options};
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, Net};
 use crate::lab::Lab;
 use crate::names;
 use crate::shell::{ip, must};
@@ -112,7 +112,7 @@ pub struct KubeLab {
     /// The API server (with etcd).
     pub server: ApiServer,
     /// The kubeconfig the agents use (server at [`API_ADDRESS`]).
-    agent_kubeconfig: PathBuf,
+    pub(crate) agent_kubeconfig: PathBuf,
     /// When the harness's pods were "created".
     pods_created: Timestamp,
 }
@@ -122,9 +122,22 @@ impl KubeLab {
     /// here), the lab for `config` with management links, installs the CRD, creates the group
     /// and starts the stand-in controller. Agents are started with [`KubeLab::start`].
     pub fn new(test: &str, config: GroupConfig) -> Option<KubeLab> {
+        KubeLab::build(test, config, false)
+    }
+
+    /// [`KubeLab::new`] with a client namespace in the lab (see [`Lab::with_client`]).
+    pub fn with_client(test: &str, config: GroupConfig) -> Option<KubeLab> {
+        KubeLab::build(test, config, true)
+    }
+
+    fn build(test: &str, config: GroupConfig, client: bool) -> Option<KubeLab> {
         let server =
             ApiServer::for_test_with(test, Options::reachable_at(&[IpAddr::V4(API_ADDRESS)]))?;
-        let lab = Lab::new(config);
+        let lab = if client {
+            Lab::with_client(config)
+        } else {
+            Lab::new(config)
+        };
         for member in lab.member_names() {
             lab.add_management_link(&member);
         }
@@ -210,6 +223,21 @@ impl KubeLab {
             return None;
         }
         RdgRow::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The group's `.status` as `kubectl get -o json` prints it (empty when kubectl fails): what
+    /// the aggregation saw, to explain a wrong row.
+    pub fn status_text(&self) -> String {
+        let out = self.server.kubectl(&[
+            "get",
+            "rdg",
+            &self.lab.config().name,
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.status}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Waits (reading `kubectl get rdg` continuously) until a row satisfies `ok`; the time it
@@ -305,11 +333,7 @@ pub fn group_manifest(config: &GroupConfig) -> Value {
         .iter()
         .map(|n| json!({"name": n.name(), "multicast": n.multicast().to_string()}))
         .collect();
-    json!({
-        "apiVersion": "rdg.infocast.io/v1alpha1",
-        "kind": "RedundantGroup",
-        "metadata": {"name": config.name, "namespace": NAMESPACE},
-        "spec": {
+    let mut spec = json!({
             "heartbeat": {
                 "interval": ms(config.interval),
                 "timeout": ms(config.timeout),
@@ -323,8 +347,49 @@ pub fn group_manifest(config: &GroupConfig) -> Value {
                 "targets": config.net_check_targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "timeout": ms(config.net_check_timeout),
             },
-        },
+            "status": {"listen": crate::observe::STATUS_ADDR},
+    });
+    if !config.vips.is_empty() {
+        let vips: Vec<Value> = config
+            .vips
+            .iter()
+            .map(|v| json!({"address": v, "network": Net::Primary.name()}))
+            .collect();
+        spec["vips"] = json!(vips);
+    }
+    if let Some(c) = &config.carousel {
+        let cm = objects_config_map_name(config);
+        let objects: Vec<Value> = c
+            .objects
+            .iter()
+            .map(|(name, _)| {
+                let source = format!("{}/{name}", rdg_operator::resource::objects_dir(&cm));
+                json!({"name": name, "type": "generic", "source": source})
+            })
+            .collect();
+        spec["transmitter"] = json!({
+            "channels": [{
+                "address": c.group.to_string(),
+                "port": c.port,
+                "ttl": 5,
+                "bitRate": c.bit_rate,
+                "payloadSize": c.payload_size,
+                "objects": objects,
+            }],
+            "configMaps": [cm],
+        });
+    }
+    json!({
+        "apiVersion": "rdg.infocast.io/v1alpha1",
+        "kind": "RedundantGroup",
+        "metadata": {"name": config.name, "namespace": NAMESPACE},
+        "spec": spec,
     })
+}
+
+/// The ConfigMap holding the carousel's objects (see [`Carousel::object_bytes`]).
+pub fn objects_config_map_name(config: &GroupConfig) -> String {
+    format!("{}-objects", config.name)
 }
 
 /// The pod name the controller gives `member`: `<group>-<member>`.

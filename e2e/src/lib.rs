@@ -24,6 +24,8 @@
 mod agent;
 pub mod apiserver;
 mod binary;
+mod client;
+pub mod cluster;
 mod config;
 mod faults;
 pub mod http;
@@ -34,6 +36,7 @@ pub mod metrics;
 mod names;
 pub mod netns;
 mod observe;
+pub mod podman;
 mod receiver;
 mod role;
 mod root;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// How often conditions are polled.
 pub const POLL: Duration = Duration::from_millis(10);
 /// Where every agent's status endpoint listens, inside its own namespace.
-const STATUS_ADDR: &str = "127.0.0.1:9035";
+pub(crate) const STATUS_ADDR: &str = "127.0.0.1:9035";
 /// Lines of each log shown when a test fails.
 const LOG_TAIL: usize = 40;
 

@@ -99,17 +99,19 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
         t.spawn_receivers(dgram_tx);
         Some(t)
     };
-    let vips = if standalone {
-        None
-    } else {
-        VipManager::open(cfg, &opts.member, Arc::clone(&metrics))?
-    };
+    // The net check first: without CAP_NET_RAW its error is the one that says what the member
+    // could not do (never take over safely), and names the capability.
     let (net_tx, net_rx) = mpsc::channel::<bool>(4);
     if !standalone && !cfg.net_check.targets.is_empty() {
         let checker = NetChecker::open(cfg.net_check.targets.clone(), cfg.net_check.timeout.get())?;
         let period = cfg.net_check.timeout.get().max(params.interval);
         tokio::spawn(checker.run(period, net_tx, Arc::clone(&metrics)));
     }
+    let vips = if standalone {
+        None
+    } else {
+        VipManager::open(cfg, &opts.member, Arc::clone(&metrics))?
+    };
     let listener = tokio::net::TcpListener::bind(opts.status_listen)
         .await
         .map_err(|source| AgentError::Status {
@@ -383,9 +385,12 @@ impl Agent {
                 let _ = tx.send(self.report());
             }
             Request::Health(tx) => {
-                let missing = self.node.state() == State::HS
-                    && self.vips.as_ref().is_some_and(|v| !v.all_held());
-                let _ = tx.send(missing.then(|| "hot, but a VIP is missing (see /status)".into()));
+                let missing = self
+                    .vips
+                    .as_ref()
+                    .filter(|_| self.node.state() == State::HS)
+                    .and_then(|v| v.first_missing());
+                let _ = tx.send(missing.map(|why| format!("hot, but {why}")));
             }
             Request::Switchover(target, tx) => {
                 if self.node.params().index_of(&target).is_none() {

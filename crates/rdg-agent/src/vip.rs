@@ -235,6 +235,15 @@ impl VipManager {
         self.vips.iter().all(|v| v.held)
     }
 
+    /// The first VIP not on this host and why, as `/healthz` of a hot member says it.
+    pub fn first_missing(&self) -> Option<String> {
+        let v = self.vips.iter().find(|v| !v.held)?;
+        Some(match &v.error {
+            Some(e) => format!("VIP {} is missing: {e}", v.cidr),
+            None => format!("VIP {} is missing", v.cidr),
+        })
+    }
+
     /// At start-up (not hot): removes VIPs left on this host by an earlier run that crashed.
     pub async fn remove_leftovers(&mut self) {
         for i in 0..self.vips.len() {
@@ -434,7 +443,13 @@ impl VipManager {
                 Ok(())
             }
             Err(e) => {
-                let why = format!("cannot add it: {e}");
+                let denied = matches!(&e, rtnetlink::Error::NetlinkError(m)
+                    if m.to_io().kind() == std::io::ErrorKind::PermissionDenied);
+                let why = if denied {
+                    format!("cannot add it: {e}; adding an address needs CAP_NET_ADMIN")
+                } else {
+                    format!("cannot add it: {e}")
+                };
                 Err(self.fail(i, why))
             }
         }

@@ -6,6 +6,7 @@ use crate::resource::RedundantGroupSpec;
 use crate::status::{Failover, MemberEntry, Phase, RedundantGroupStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::SignedDuration;
 use rdg_core::State;
 use rdg_core::config::Problem;
 use std::collections::BTreeMap;
@@ -71,21 +72,41 @@ fn current<'a>(
     Some(entry)
 }
 
-/// True when `entry` claims hot but another current member claims a later epoch and `entry`'s
-/// own last report says it heard that member. Had the claimant kept running, it would since
-/// have seen the newer claim and stepped down, or reported that member silent (a change it
-/// writes within the heartbeat timeout and a poll): its report predates the other's takeover,
-/// so its member is gone (a dead node's pod still shows Running for a while) rather than hot
-/// beside the other. A hot member cut off from its peers and from the API server looks the
-/// same until its entry is stale.
-fn superseded(entry: &MemberEntry, current: &[&MemberEntry]) -> bool {
+/// True when `entry` claims hot but a current member claims a later epoch, and `entry`'s own
+/// last report shows it is gone rather than hot beside the other (a dead node's pod still shows
+/// Running for a while):
+///
+/// - it said it heard that member: had it kept running, it would since have seen the newer
+///   claim and stepped down, or reported that member silent (a change it writes at once); or
+/// - the other took over more than `quiet` after that report. A hot member cut off from the
+///   other notices the silence when the other does, and writes that change at once: its report
+///   then comes after, or within a heartbeat and a net check of, the other's takeover. A
+///   report older than that is the last word of a member that had died or frozen.
+///
+/// A hot member cut off from its peers and from the API server looks the same until its entry
+/// is stale.
+fn superseded(entry: &MemberEntry, current: &[&MemberEntry], quiet: SignedDuration) -> bool {
     let epoch = entry.epoch.unwrap_or(0);
+    let spoke_before = |other: &MemberEntry| {
+        let (Some(seen), Some(t)) = (&entry.last_seen, &other.last_takeover) else {
+            return false;
+        };
+        t.epoch == other.epoch && t.time.0 > seen.0 + quiet
+    };
     entry.state == Some(State::HS)
         && current.iter().any(|other| {
             other.state == Some(State::HS)
                 && other.epoch.unwrap_or(0) > epoch
-                && entry.hears.contains(&other.name)
+                && (entry.hears.contains(&other.name) || spoke_before(other))
         })
+}
+
+/// How much earlier than another member's takeover a hot member's last report must be to be
+/// its last word: three quarters of the heartbeat timeout (the other cannot have taken over
+/// sooner than a whole timeout after it went silent).
+fn quiet_before_takeover(spec: &RedundantGroupSpec) -> SignedDuration {
+    let quiet = spec.heartbeat.timeout.0 * 3 / 4;
+    SignedDuration::try_from(quiet).unwrap_or(SignedDuration::MAX)
 }
 
 /// Recomputes the aggregate from the spec, the previous status and the pods by member name.
@@ -104,7 +125,7 @@ pub fn aggregate(
         .collect();
     let live: Vec<&MemberEntry> = current
         .iter()
-        .filter(|e| !superseded(e, &current))
+        .filter(|e| !superseded(e, &current, quiet_before_takeover(spec)))
         .copied()
         .collect();
     let claims: Vec<String> = live
@@ -259,6 +280,7 @@ mod tests {
     use super::*;
     use crate::resource::MemberSpec;
     use k8s_openapi::api::core::v1::PodStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
     use k8s_openapi::jiff::{SignedDuration, Timestamp};
     use rdg_core::config::Network;
 
@@ -296,7 +318,7 @@ mod tests {
             epoch: Some(epoch),
             hears: hears.iter().map(|h| h.to_string()).collect(),
             pod: Some(format!("g-{name}")),
-            last_seen: Some(now()),
+            last_seen: Some(MicroTime(now().0)),
             ..MemberEntry::default()
         }
     }
@@ -351,10 +373,70 @@ mod tests {
         assert_eq!(agg.claims, ["a", "b"]);
     }
 
+    /// `e`, last written `ms` milliseconds before [`now`].
+    fn written_before(mut e: MemberEntry, ms: i64) -> MemberEntry {
+        e.last_seen = Some(MicroTime(now().0 - SignedDuration::from_millis(ms)));
+        e
+    }
+
+    /// `e` took over from `from` at its epoch, `ms` milliseconds before [`now`].
+    fn took_over(mut e: MemberEntry, from: &str, ms: i64) -> MemberEntry {
+        e.last_takeover = Some(Failover {
+            from: Some(from.into()),
+            to: e.name.clone(),
+            reason: "hot member lost".into(),
+            time: MicroTime(now().0 - SignedDuration::from_millis(ms)),
+            detection_ms: Some(500),
+            epoch: e.epoch,
+        });
+        e
+    }
+
+    #[test]
+    fn a_hot_member_that_died_before_reporting_a_newcomer_is_superseded_by_its_successor() {
+        // c rejoined; a died before its entry listed c. b took over (timeout 500 ms) 900 ms
+        // after a's last report: a's claim is its last word.
+        let agg = run(vec![
+            written_before(entry("a", State::HS, 4, &["c"]), 1000),
+            took_over(entry("b", State::HS, 5, &["c"]), "a", 100),
+            entry("c", State::SBS, 5, &["b"]),
+        ]);
+        assert_eq!(agg.hot.as_deref(), Some("b"));
+        assert_eq!(agg.phase, Phase::Healthy);
+    }
+
+    #[test]
+    fn a_hot_member_that_reported_after_the_takeover_is_a_split_brain() {
+        // a wrote its entry (b silent) 50 ms after b took over: both run.
+        let agg = run(vec![
+            written_before(entry("a", State::HS, 4, &["c"]), 50),
+            took_over(entry("b", State::HS, 5, &["c"]), "a", 100),
+        ]);
+        assert_eq!(agg.phase, Phase::SplitBrain);
+        // And just before it, within the heartbeat and net check of the other's takeover.
+        let agg = run(vec![
+            written_before(entry("a", State::HS, 4, &["c"]), 400),
+            took_over(entry("b", State::HS, 5, &["c"]), "a", 100),
+        ]);
+        assert_eq!(agg.phase, Phase::SplitBrain);
+    }
+
+    #[test]
+    fn an_old_takeover_of_a_later_term_supersedes_nothing() {
+        // b's recorded takeover is of an earlier term than the epoch it claims now.
+        let mut b = took_over(entry("b", State::HS, 5, &["c"]), "a", 100);
+        b.epoch = Some(6);
+        let agg = run(vec![
+            written_before(entry("a", State::HS, 4, &["c"]), 1000),
+            b,
+        ]);
+        assert_eq!(agg.phase, Phase::SplitBrain);
+    }
+
     #[test]
     fn a_stale_newer_claim_supersedes_nothing() {
         let mut b = entry("b", State::HS, 5, &["a"]);
-        b.last_seen = Some(Time(
+        b.last_seen = Some(MicroTime(
             now().0 - SignedDuration::from_secs(STALE_AFTER_SECS + 1),
         ));
         let agg = run(vec![entry("a", State::HS, 4, &["b"]), b]);

@@ -2,7 +2,7 @@
 //! (field manager `rdg-member-<name>`, a list-map keyed by `name`); the controller owns the
 //! aggregate fields (`hot`, `epoch`, `phase`, `conditions`, `lastFailover`, `switchover`, ...).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::KubeSchema;
 use rdg_core::State;
 use schemars::JsonSchema;
@@ -111,9 +111,10 @@ pub struct MemberEntry {
     /// When `state` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
-    /// When the agent last wrote this entry.
+    /// When the agent last wrote this entry (to the microsecond: the aggregation compares it
+    /// with another member's takeover, a fraction of a second later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<Time>,
+    pub last_seen: Option<MicroTime>,
     /// This member's last takeover (it became hot without a planned hand-over).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_takeover: Option<Failover>,
@@ -143,8 +144,8 @@ pub struct Failover {
     pub to: String,
     /// Why (e.g. `hot member lost`).
     pub reason: String,
-    /// When it became hot.
-    pub time: Time,
+    /// When it became hot (to the microsecond).
+    pub time: MicroTime,
     /// How long after the old hot member's last heartbeat the loss was detected, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection_ms: Option<u64>,

@@ -5,7 +5,7 @@
 
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodCondition, PodStatus, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::runtime::{reflector, watcher};
@@ -28,6 +28,10 @@ fn now() -> Time {
 
 fn at(s: &str) -> Time {
     Time(s.parse().unwrap())
+}
+
+fn at_micro(s: &str) -> MicroTime {
+    MicroTime(s.parse().unwrap())
 }
 
 /// One request the controller made.
@@ -93,7 +97,7 @@ fn entry(name: &str, state: State, epoch: u64) -> MemberEntry {
         epoch: Some(epoch),
         net_check_ok: Some(true),
         pod: Some(pod_name("infocast", name)),
-        last_seen: Some(at("2026-11-23T09:59:50Z")),
+        last_seen: Some(at_micro("2026-11-23T09:59:50Z")),
         ..MemberEntry::default()
     }
 }
@@ -636,7 +640,7 @@ async fn aggregation_healthy_degraded_and_split_brain() {
 
     // A stale entry (its agent stopped writing) does not count as hot.
     let mut stale = entry("a", State::HS, 7);
-    stale.last_seen = Some(at("2026-11-23T09:50:00Z"));
+    stale.last_seen = Some(at_micro("2026-11-23T09:50:00Z"));
     let st = status_body(&run(vec![stale, entry("b", State::SBS, 7)]).await);
     assert_eq!(st["phase"], "NoHot");
 
@@ -671,7 +675,7 @@ async fn a_reported_takeover_becomes_last_failover_with_an_event() {
         from: Some("a".into()),
         to: "b".into(),
         reason: "hot member lost".into(),
-        time: at("2026-11-23T09:59:58Z"),
+        time: at_micro("2026-11-23T09:59:58Z"),
         detection_ms: Some(312),
         epoch: Some(8),
     });

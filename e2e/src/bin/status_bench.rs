@@ -80,19 +80,7 @@ fn main() {
         );
         if trial.to_new_hot.is_none() || !trial.wrong_after_new_hot.is_empty() {
             // What the aggregation saw, to explain the trial.
-            let out = kl.server.kubectl(&[
-                "get",
-                "rdg",
-                &kl.lab.config().name,
-                "-n",
-                rdg_e2e::kube_lab::NAMESPACE,
-                "-o",
-                "jsonpath={.status}",
-            ]);
-            eprintln!(
-                "trial {n}: status: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+            eprintln!("trial {n}: status: {}", kl.status_text());
             errors.push(format!(
                 "trial {n}: kubectl get rdg did not show {} as HOT and stay right",
                 trial.new_hot

@@ -12,7 +12,7 @@
 mod lab;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -648,12 +648,12 @@ fn entry(member: &str, round: u64) -> MemberEntry {
         pod: Some(pod_name(member)),
         node: Some(format!("node-{member}")),
         last_transition_time: Some(now.clone()),
-        last_seen: Some(now.clone()),
+        last_seen: Some(MicroTime(now.0)),
         last_takeover: hot.then(|| Failover {
             from: None,
             to: member.to_string(),
             reason: "hot member lost".to_string(),
-            time: now,
+            time: MicroTime(now.0),
             detection_ms: Some(412),
             epoch: Some(round),
         }),

@@ -4,7 +4,7 @@
 //! and otherwise at least every refresh period so `lastSeen` shows the member is alive.
 
 use crate::status::{Failover, MemberEntry, NetworkHealth};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use rdg_agent::status::{LastBecameHot, StatusReport};
 use rdg_core::State;
@@ -101,8 +101,8 @@ pub fn takeover(member: &str, h: &LastBecameHot) -> Failover {
 }
 
 /// A Kubernetes time from milliseconds since the Unix epoch.
-pub fn unix_ms_time(ms: u64) -> Time {
-    Time(Timestamp::from_millisecond(ms as i64).unwrap_or(Timestamp::UNIX_EPOCH))
+pub fn unix_ms_time(ms: u64) -> MicroTime {
+    MicroTime(Timestamp::from_millisecond(ms as i64).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
 /// Decides when this member's entry must be written, and fills in its times.
@@ -157,7 +157,7 @@ impl EntryTracker {
         self.last_at = Some(now);
         Some(MemberEntry {
             last_transition_time: self.transition.clone(),
-            last_seen: Some(Time(wall)),
+            last_seen: Some(MicroTime(wall)),
             ..entry
         })
     }
@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(t.reason, "hot member lost");
         assert_eq!(t.detection_ms, Some(480));
         assert_eq!(t.epoch, Some(2));
-        assert_eq!(t.time, Time(at("2026-11-18T11:06:40Z")));
+        assert_eq!(t.time, MicroTime(at("2026-11-18T11:06:40Z")));
         r.last_became_hot = Some(LastBecameHot {
             planned: true,
             reason: "handover".into(),
@@ -267,7 +267,7 @@ mod tests {
             first.last_transition_time,
             Some(Time(at("2026-11-23T10:00:00Z")))
         );
-        assert_eq!(first.last_seen, Some(Time(at("2026-11-23T10:00:00Z"))));
+        assert_eq!(first.last_seen, Some(MicroTime(at("2026-11-23T10:00:00Z"))));
         assert_eq!(
             t.observe(
                 &sbs,
@@ -289,13 +289,13 @@ mod tests {
             e.last_transition_time,
             Some(Time(at("2026-11-23T10:00:00Z")))
         );
-        assert_eq!(e.last_seen, Some(Time(at("2026-11-23T10:00:02Z"))));
+        assert_eq!(e.last_seen, Some(MicroTime(at("2026-11-23T10:00:02Z"))));
         // Unchanged, but the refresh is due: written again for lastSeen.
         let due = t0 + Duration::from_secs(2) + refresh;
         let e = t
             .observe(&anomaly, due, at("2026-11-23T10:00:32Z"))
             .unwrap();
-        assert_eq!(e.last_seen, Some(Time(at("2026-11-23T10:00:32Z"))));
+        assert_eq!(e.last_seen, Some(MicroTime(at("2026-11-23T10:00:32Z"))));
         // A state change moves the transition time.
         let hs = report("HS", 2, Some("ics-b"), Some("primary"));
         let e = t

@@ -235,6 +235,7 @@ async fn keep_applied<T, F, Fut>(
             match apply(value).await {
                 Ok(()) => {
                     retry.succeeded();
+                    tracing::debug!("{what} written");
                     tokio::time::sleep(t.min_write_gap).await;
                     break;
                 }

@@ -12,7 +12,7 @@
 
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::{Client, ResourceExt};
@@ -261,7 +261,7 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
                 epoch: Some(3),
                 net_check_ok: Some(true),
                 pod: Some(pod_name(&g.name_any(), m)),
-                last_seen: Some(Time("2026-11-23T09:59:50Z".parse().unwrap())),
+                last_seen: Some(MicroTime("2026-11-23T09:59:50Z".parse().unwrap())),
                 ..MemberEntry::default()
             })
             .collect();
