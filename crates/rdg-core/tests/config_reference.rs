@@ -1,51 +1,51 @@
-//! The README's configuration reference is the one generated from the schema
+//! The configuration reference in `docs/configuration.md` is the one generated from the schema
 //! (`rdg_core::config::reference`), and the generator misses no key and shows the defaults the
 //! code really uses.
 //!
-//! `RDG_UPDATE_README=1 cargo test -p rdg-core --test config_reference` rewrites the README's
+//! `RDG_UPDATE_REFERENCE=1 cargo test -p rdg-core --test config_reference` rewrites that
 //! block after a change to `crates/rdg-core/src/config/types.rs`.
 
 use rdg_core::config::reference::{self, Kind, Row};
 use rdg_core::config::{GroupConfig, Heartbeat, NetCheck, StatusEndpoint, Timeouts};
 use serde_json::Value;
 
-const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
 const BEGIN: &str = "<!-- config-reference:begin";
 const END: &str = "<!-- config-reference:end -->";
-const REGENERATE: &str = "RDG_UPDATE_README=1 cargo test -p rdg-core --test config_reference";
+const REGENERATE: &str = "RDG_UPDATE_REFERENCE=1 cargo test -p rdg-core --test config_reference";
 
 /// Byte range of the text between the begin marker's line and the end marker.
 fn block(readme: &str) -> std::ops::Range<usize> {
     let begin = readme
         .find(BEGIN)
-        .unwrap_or_else(|| panic!("README.md has no `{BEGIN} ... -->` marker"));
+        .unwrap_or_else(|| panic!("docs/configuration.md has no `{BEGIN} ... -->` marker"));
     let start = begin
         + readme[begin..]
             .find('\n')
             .expect("a line break after the begin marker")
         + 1;
     let end = start
-        + readme[start..]
-            .find(END)
-            .unwrap_or_else(|| panic!("README.md has no `{END}` after the begin marker"));
+        + readme[start..].find(END).unwrap_or_else(|| {
+            panic!("docs/configuration.md has no `{END}` after the begin marker")
+        });
     start..end
 }
 
 #[test]
-fn readme_block_is_the_generated_reference() {
-    let readme = std::fs::read_to_string(README).expect("README.md is readable");
+fn documented_reference_is_the_generated_one() {
+    let readme = std::fs::read_to_string(DOC).expect("docs/configuration.md is readable");
     let range = block(&readme);
     let generated = reference::markdown();
     let current = &readme[range.clone()];
     if current.trim() == generated.trim() {
         return;
     }
-    if std::env::var_os("RDG_UPDATE_README").is_some_and(|v| v == "1") {
+    if std::env::var_os("RDG_UPDATE_REFERENCE").is_some_and(|v| v == "1") {
         let mut updated = readme.clone();
         updated.replace_range(range, &format!("\n{}\n\n", generated.trim_end()));
-        std::fs::write(README, updated).expect("README.md is writable");
-        eprintln!("README.md: configuration reference regenerated");
+        std::fs::write(DOC, updated).expect("docs/configuration.md is writable");
+        eprintln!("docs/configuration.md: configuration reference regenerated");
         return;
     }
     let first_difference = current
@@ -53,10 +53,10 @@ fn readme_block_is_the_generated_reference() {
         .lines()
         .zip(generated.trim().lines())
         .find(|(a, b)| a != b)
-        .map(|(a, b)| format!("\n  README:    {a}\n  generated: {b}"))
+        .map(|(a, b)| format!("\n  documented: {a}\n  generated:  {b}"))
         .unwrap_or_else(|| "\n  (one is longer than the other)".into());
     panic!(
-        "README.md's configuration reference differs from the schema of GroupConfig \
+        "docs/configuration.md's configuration reference differs from the schema of GroupConfig \
          (crates/rdg-core/src/config/types.rs); regenerate it with\n\n    {REGENERATE}\n\n\
          first difference:{first_difference}"
     );

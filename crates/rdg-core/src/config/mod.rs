@@ -3,7 +3,7 @@
 //! One YAML file per group, identical on every member; a member picks its own entry by name.
 //! [`GroupConfig::from_yaml`] parses with field paths in errors, [`GroupConfig::validate`]
 //! returns *every* problem, each naming the field path (`netCheck.timeout: ...`).
-//! [`reference::markdown`] is the table of every key, type and default in the README,
+//! [`reference::markdown`] is the table of every key, type and default in `docs/configuration.md`,
 //! generated from the schema of these types.
 
 mod load;

@@ -4,9 +4,9 @@
 //! [`rows`] walks `schemars::schema_for!(GroupConfig)` (following `$ref`s into `$defs`,
 //! unwrapping `Option`s, descending into lists, sections and maps) and returns one [`Row`] per
 //! key: its dotted path (`heartbeat.interval`, `networks[].multicast`), its type, its default
-//! and its doc comment. [`markdown`] renders them as the table in the README's
-//! "Configuration" section; `crates/rdg-core/tests/config_reference.rs` fails when the README's
-//! copy differs and rewrites it with `RDG_UPDATE_README=1`.
+//! and its doc comment. [`markdown`] renders them as the table in `docs/configuration.md`;
+//! `crates/rdg-core/tests/config_reference.rs` fails when that copy differs and rewrites it
+//! with `RDG_UPDATE_REFERENCE=1`.
 //!
 //! Defaults come from the schema's `default` (schemars takes it from the serde default next to
 //! the field). A field schemars gives none (one with `skip_serializing_if`) but that serde fills
@@ -80,8 +80,8 @@ pub fn rows() -> Vec<Row> {
 }
 
 /// The configuration reference as Markdown: a short legend and one table of every key (path,
-/// type, default, description), as it appears in the README between the `config-reference`
-/// markers.
+/// type, default, description), as it appears in `docs/configuration.md` between the
+/// `config-reference` markers.
 pub fn markdown() -> String {
     let mut s = String::new();
     s.push_str(

@@ -4,7 +4,8 @@
 //! ```text
 //! sudo cargo run --release -p rdg-e2e --bin failover_bench -- [--trials N] [--json]
 //!     [--window SECS] [--warmup SECS] [--skip-failover] [--skip-footprint]
-//!     [--outage-trials N] [--outage-rates HZ,HZ] [--skip-keepalived] [--skip-outage]
+//!     [--outage-trials N] [--outage-rates HZ,HZ] [--skip-keepalived] [--skip-containers]
+//!     [--skip-outage]
 //!     [--loss-seconds S] [--skip-loss]
 //! ```
 //!
@@ -17,9 +18,9 @@
 //!   [`failover`] for how each figure is measured);
 //! * `footprint`: resident memory and CPU of rdg and of keepalived at 10 Hz and 50 Hz (see
 //!   [`footprint`]);
-//! * `outage`: the outage a client pinging the VIP sees after host death of its owner, rdg and
-//!   keepalived at 10 Hz and 50 Hz (`--outage-rates`), `--outage-trials` times each (default 20;
-//!   see [`outage`]);
+//! * `outage`: the outage a client pinging the VIP sees after host death of its owner, rdg (as
+//!   processes, and as the controller's pods in podman containers) and keepalived at 10 Hz and
+//!   50 Hz (`--outage-rates`), `--outage-trials` times each (default 20; see [`outage`]);
 //! * `loss`: false takeovers of rdg and keepalived at 50 Hz with 20 % random loss on every
 //!   member's input for `--loss-seconds` (default 60; see [`loss`]);
 //! * `errors`: whatever went wrong (failed trials, a tool missing); the exit status is 1 when
@@ -106,13 +107,15 @@ struct Options {
     outage_rates: Vec<u32>,
     /// Measure rdg alone in the outage part (for chasing rdg's outliers quickly).
     keepalived: bool,
+    /// Measure rdg's members as podman containers too in the outage part.
+    containers: bool,
     loss: bool,
     loss_seconds: Duration,
 }
 
 const USAGE: &str = "usage: failover_bench [--trials N] [--json] [--window SECS] [--warmup SECS] \
                      [--skip-failover] [--skip-footprint] [--outage-trials N] [--outage-rates HZ,HZ] \
-                     [--skip-keepalived] [--skip-outage] [--loss-seconds SECS] [--skip-loss]";
+                     [--skip-keepalived] [--skip-containers] [--skip-outage] [--loss-seconds SECS] [--skip-loss]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -125,6 +128,7 @@ fn parse_args() -> Result<Options, String> {
         outage_trials: 20,
         outage_rates: vec![10, 50],
         keepalived: true,
+        containers: true,
         loss: true,
         loss_seconds: Duration::from_secs(60),
     };
@@ -174,6 +178,7 @@ fn parse_args() -> Result<Options, String> {
                     })?;
             }
             "--skip-keepalived" => o.keepalived = false,
+            "--skip-containers" => o.containers = false,
             "--loss-seconds" => o.loss_seconds = seconds(value("--loss-seconds")?)?,
             "--skip-outage" => o.outage = false,
             "--skip-loss" => o.loss = false,
@@ -249,6 +254,7 @@ fn main() {
             options.outage_trials,
             &options.outage_rates,
             options.keepalived,
+            options.containers,
         );
         errors.extend(errs);
         doc["outage"] = report;

@@ -19,12 +19,18 @@
 //!   client's neighbour entry for the VIP every 10 ms: `macs_after` are the distinct MACs it held
 //!   after the first new reply (one, the new owner's, when the takeover settled cleanly).
 //!
+//! The rdg members run twice: as processes, and as the controller's member pods in podman
+//! containers on the same kind of lab (`rdg_e2e::cluster`, reporting to a real API server),
+//! where host death is both cables cut and the pod's containers killed, and revival runs the
+//! pod again.
+//!
 //! Restoration as after a host revival: the VIP the dead host kept is removed (a rebooted host
 //! has no such address), its role file removed (rdg), its cables plugged back, its agent or
 //! keepalived restarted; the next trial waits for a settled group with one VIP holder.
 
 use crate::group::{start_in_order, wait_settled};
 use crate::keepalived::{self, Instances, VIP};
+use rdg_e2e::cluster::Cluster;
 use rdg_e2e::stats::{round1, summary};
 use rdg_e2e::{Lab, Net, shell_output};
 use serde_json::{Value, json};
@@ -68,8 +74,13 @@ impl Trial {
 }
 
 /// Measures `trials` host deaths per tool at each of `rates_hz`; keepalived's only when
-/// `with_keepalived`.
-pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Vec<String>) {
+/// `with_keepalived`, rdg in containers only when `with_containers`.
+pub fn run(
+    trials: usize,
+    rates_hz: &[u32],
+    with_keepalived: bool,
+    with_containers: bool,
+) -> (Value, Vec<String>) {
     let mut errors = Vec::new();
     let keepalived_version = if with_keepalived {
         keepalived::version()
@@ -126,6 +137,13 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
             errors.push(e);
         }
         entry["rdg"] = tool_report(&rdg_trials, rdg_failed);
+
+        if with_containers {
+            let (c_trials, c_failed, c_errors) =
+                containers(&config, rate, trials, interval, timeout);
+            errors.extend(c_errors);
+            entry["rdg_containers"] = tool_report(&c_trials, c_failed);
+        }
 
         if keepalived_version.is_ok() {
             let mut ka_trials = Vec::new();
@@ -202,6 +220,68 @@ pub fn run(trials: usize, rates_hz: &[u32], with_keepalived: bool) -> (Value, Ve
         "rates": out,
     });
     (doc, errors)
+}
+
+/// `trials` host deaths of rdg members running as podman pods: the trials, how many failed,
+/// and the errors.
+fn containers(
+    config: &rdg_e2e::GroupConfig,
+    rate: u32,
+    trials: usize,
+    interval: Duration,
+    timeout: Duration,
+) -> (Vec<Trial>, usize, Vec<String>) {
+    let (mut done, mut failed, mut errors) = (Vec::new(), 0, Vec::new());
+    let result = crate::guarded(&format!("outage rdg-containers {rate} Hz"), || {
+        let cluster = Cluster::new("failover_bench", config.clone()).ok_or(
+            "rdg in containers: needs root, podman and the API server (see the SKIPPED line)",
+        )?;
+        let lab = &cluster.kube.lab;
+        eprintln!(
+            "outage rdg-containers {rate} Hz: lab in {}",
+            lab.dir().display()
+        );
+        for (i, m) in lab.member_names().iter().enumerate() {
+            cluster.play(m);
+            let want = if i == 0 { "HS" } else { "SBS" };
+            let start = Instant::now();
+            while lab.role_name(m).as_deref() != Some(want) {
+                crate::check_interrupted()?;
+                if start.elapsed() > SETTLE {
+                    return Err(format!("{m}'s pod not {want} {SETTLE:?} after it started"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        for i in 0..trials {
+            crate::check_interrupted()?;
+            let owner = wait_settled(lab, SETTLE)?;
+            wait_vip(lab, &owner)?;
+            let mut kill = |m: &str| cluster.node_death(m);
+            let mut new_owner = || lab.hot_members().into_iter().next();
+            let logs = LogMarks::take(lab);
+            let t = measure(lab, &owner, interval, &mut kill, &mut new_owner);
+            logs.print_if_outlier("rdg-containers", rate, i, &t, interval, timeout);
+            revive_host(lab, &owner);
+            cluster.node_back(&owner);
+            report_trial(
+                "rdg-containers",
+                rate,
+                i,
+                trials,
+                &t,
+                &mut done,
+                &mut failed,
+            )
+            .map_err(|e| errors.push(e))
+            .ok();
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    (done, failed, errors)
 }
 
 /// Logs a trial and files it; `Err` (for the error list) when it failed.
