@@ -44,20 +44,7 @@ fn vip_label_of(lab: &Lab, member: &str, vip: &str) -> Option<String> {
 }
 
 fn mac(lab: &Lab, member: &str) -> String {
-    let out = shell_output(
-        "ip",
-        &[
-            "-n",
-            lab.netns(member),
-            "-j",
-            "link",
-            "show",
-            "dev",
-            Net::Primary.interface(),
-        ],
-    );
-    let v: Value = serde_json::from_str(&out).expect("ip -j prints JSON");
-    v[0]["address"].as_str().expect("a MAC").to_string()
+    lab.mac(member, Net::Primary)
 }
 
 /// The client's neighbour entry for the VIP (the MAC it sends to), if any.
@@ -67,14 +54,7 @@ fn client_neighbour(lab: &Lab) -> Option<String> {
 
 /// The client's neighbour entry for `vip` (the MAC it sends to), if any.
 fn client_neighbour_of(lab: &Lab, vip: &str) -> Option<String> {
-    let out = shell_output(
-        "ip",
-        &["-n", lab.client_netns(), "-j", "neigh", "show", vip],
-    );
-    let v: Value = serde_json::from_str(&out).ok()?;
-    v.as_array()?
-        .iter()
-        .find_map(|n| n["lladdr"].as_str().map(str::to_string))
+    lab.client_neighbour(vip)
 }
 
 /// One ping from the client to the VIP (100 ms to answer).
@@ -84,22 +64,7 @@ fn client_ping(lab: &Lab) -> bool {
 
 /// One ping from the client to `vip` (IPv4 or IPv6; 100 ms to answer).
 fn client_ping_of(lab: &Lab, vip: &str) -> bool {
-    std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            lab.client_netns(),
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "0.1",
-            vip,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    lab.client_ping(vip)
 }
 
 fn held(lab: &Lab, member: &str) -> bool {
