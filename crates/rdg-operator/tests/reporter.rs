@@ -431,7 +431,7 @@ async fn becoming_hot_applies_the_entry_labels_the_pod_and_tells_why() {
     assert_eq!(
         entry["lastTakeover"],
         json!({"from": "ics-a", "to": "ics-b", "reason": "hot member lost",
-               "time": "2026-11-18T11:06:40Z", "detectionMs": 480, "epoch": 2})
+               "time": "2026-11-18T11:06:40.000000Z", "detectionMs": 480, "epoch": 2})
     );
     let label = wait_for("the hot label", || {
         h.world(|w| {
