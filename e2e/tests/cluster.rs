@@ -12,6 +12,7 @@ use rdg_e2e::cluster::Cluster;
 use rdg_e2e::kube_lab::NAMESPACE;
 use rdg_e2e::podman;
 use rdg_e2e::{Carousel, GroupConfig, Net};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 const VIP: &str = "10.0.0.100";
@@ -47,6 +48,12 @@ fn uid_and_caps(pid: i32) -> (u32, u64) {
         .expect("a uid");
     let caps = u64::from_str_radix(&field("CapEff:"), 16).expect("CapEff in hex");
     (uid, caps)
+}
+
+/// Prints `text` straight to stderr, past the test harness's capture, so that CI's log shows
+/// the translations and the figures of a passing run.
+fn report(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 fn last_failover_to(c: &Cluster) -> Option<String> {
@@ -111,10 +118,10 @@ fn fail_over(c: &Cluster, victim: &str, what: &str, fault: impl FnOnce(&str) + S
     lab.wait_until(START, "lastFailover to name the new hot member", || {
         last_failover_to(c).as_deref() == Some(new_hot.as_str())
     });
-    println!(
+    report(&format!(
         "{what}: {victim} -> {new_hot} hot after {hot_after:?}, VIP from its node after \
          {vip_after:?}, kubectl get rdg {shown:?} later"
-    );
+    ));
     new_hot
 }
 
@@ -144,10 +151,11 @@ fn member_pods_in_containers_fail_over_as_in_the_kind_suite() {
         ));
     }
     let translations = c.translations();
-    println!("pod fields translated for podman:");
+    let mut listing = String::from("pod fields translated for podman:");
     for t in &translations {
-        println!("  {t}");
+        listing += &format!("\n  {t}");
     }
+    report(&listing);
     assert!(
         translations.iter().any(|t| t.contains("native sidecar")),
         "the agent runs as a native sidecar, which podman cannot: {translations:?}"
@@ -270,7 +278,11 @@ fn an_agent_without_net_admin_reports_the_vip_refused_and_runs_on() {
             .is_ok_and(|r| r.status == 503 && r.body.contains("CAP_NET_ADMIN"))
     });
     let health = lab.http_get("ics-a", "/healthz").expect("/healthz");
-    println!("/healthz: {} {}", health.status, health.body.trim());
+    report(&format!(
+        "/healthz: {} {}",
+        health.status,
+        health.body.trim()
+    ));
     assert!(
         health.body.contains(VIP),
         "it names the VIP: {}",
@@ -307,7 +319,7 @@ fn the_image_is_small_static_and_runs_the_controller_as_nobody() {
         image,
     ])
     .expect("podman image inspect");
-    println!("image {image}: {}", inspect.trim());
+    report(&format!("image {image}: {}", inspect.trim()));
     let fields: Vec<&str> = inspect.trim().split('|').collect();
     let size: u64 = fields[0].parse().expect("a size");
     assert!(
