@@ -33,6 +33,8 @@ pub struct Cluster {
     pods_dir: PathBuf,
     /// Every translation of a pod field made so far, in order, without repeats.
     translations: Mutex<Vec<String>>,
+    /// podman's kills of dead nodes' pods still running.
+    kills: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Cluster {
@@ -86,6 +88,7 @@ impl Cluster {
             config_maps,
             pods_dir,
             translations: Mutex::new(Vec::new()),
+            kills: Mutex::new(Vec::new()),
             kube,
         };
         let run_volume = cluster.role_volume();
@@ -140,6 +143,7 @@ impl Cluster {
 
     /// [`Cluster::play`] with the rendered pod changed by `edit` first (to break it on purpose).
     pub fn play_with(&self, member: &str, edit: impl FnOnce(&mut Pod)) {
+        self.settle_kills();
         let mut pod = self.rendered_pod(member);
         edit(&mut pod);
         let name = self.pod_name(member);
@@ -191,16 +195,52 @@ impl Cluster {
         }
     }
 
-    /// The death of `member`'s node: both cables cut and every container of its pod killed.
-    /// The pod is left Running to the controller, as until the node controller notices.
+    /// The death of `member`'s node: every process of its pod's containers SIGKILLed, then
+    /// both cables cut, as [`crate::Lab::host_death`] does to a process; it returns then, and
+    /// podman marks the containers killed in the background (its own kill takes a tenth of a
+    /// second or more, during which the host would still answer). The pod is left Running to
+    /// the controller, as until the node controller notices.
     pub fn node_death(&self, member: &str) {
+        let name = self.pod_name(member);
+        let pod = self.rendered_pod(member);
+        let spec = pod.spec.expect("a pod spec");
+        let containers: Vec<String> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .map(|c| format!("{name}-{}", c.name))
+            .collect();
+        let mut args = vec!["inspect", "--format", "{{.State.Pid}}"];
+        args.extend(containers.iter().map(String::as_str));
+        let pids = podman::podman(&args).unwrap_or_default();
+        for pid in pids.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
         for net in Net::BOTH {
             self.kube.lab.link_down(member, net);
         }
-        let name = self.pod_name(member);
-        if let Err(e) = podman::podman(&["pod", "kill", "--signal", "KILL", &name]) {
-            panic!("{e}");
+        let kill = std::thread::spawn(move || {
+            // Containers already gone are fine: the point is that nothing runs.
+            let _ = podman::podman(&["pod", "kill", "--signal", "KILL", &name]);
+        });
+        self.pending(|p| p.push(kill));
+    }
+
+    /// Waits for podman's kills started by [`Cluster::node_death`] (before a pod runs again).
+    fn settle_kills(&self) {
+        for kill in self.pending(std::mem::take) {
+            let _ = kill.join();
         }
+    }
+
+    fn pending<T>(&self, f: impl FnOnce(&mut Vec<std::thread::JoinHandle<()>>) -> T) -> T {
+        f(&mut self.kills.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// `member`'s node is back: cables in, and its pod run again.
@@ -268,6 +308,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        self.settle_kills();
         if std::thread::panicking() {
             eprintln!("{}", self.dump());
         }
