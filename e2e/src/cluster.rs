@@ -282,13 +282,7 @@ impl Cluster {
 
     /// The log of `container` in `member`'s pod.
     pub fn logs(&self, member: &str, container: &str) -> String {
-        let name = format!("{}-{container}", self.pod_name(member));
-        podman::podman(&["logs", &name]).unwrap_or_else(|e| e)
-            + &podman::command()
-                .args(["logs", &name])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                .unwrap_or_default()
+        podman::logs(&format!("{}-{container}", self.pod_name(member)))
     }
 
     /// The last lines of every container's log of every pod.

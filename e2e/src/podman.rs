@@ -7,7 +7,6 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, HostPathVolumeSource, Pod, Volume, VolumeMount,
 };
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -72,16 +71,11 @@ pub fn available() -> bool {
 
 /// Returns true when podman is installed; otherwise prints a loud SKIPPED line naming `test`.
 pub fn require_podman(test: &str) -> bool {
-    if available() {
-        return true;
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         SKIPPED: {test} needs podman (apt-get install podman runc catatonit); CI installs it\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-    );
-    false
+    available()
+        || crate::root::skipped(
+            test,
+            "needs podman (apt-get install podman runc catatonit); CI installs it",
+        )
 }
 
 /// Builds [`IMAGE`] once per process with `e2e/podman/build-image.sh` (the Dockerfile, with
@@ -338,4 +332,15 @@ pub fn remove_now(pod: &str) {
 /// Removes container `name` at once; no error when it does not exist.
 pub fn remove_container_now(name: &str) {
     let _ = podman(&["rm", "--force", "--ignore", "--time", "0", name]);
+}
+
+/// Container `name`'s log, stdout and stderr (what `podman logs` prints; an error says why
+/// there is none).
+pub fn logs(name: &str) -> String {
+    match command().args(["logs", name]).output() {
+        Ok(o) => {
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        }
+        Err(e) => format!("podman logs {name}: {e}"),
+    }
 }

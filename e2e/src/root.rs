@@ -12,13 +12,16 @@ pub fn is_root() -> bool {
 /// `test` and returns false (the caller then returns early). The line is written to the
 /// process's stderr directly, so the test harness's output capture does not hide it.
 pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
+    is_root() || skipped(test, "needs root (network namespaces); CI runs it as root")
+}
+
+/// Prints the loud SKIPPED line of `test` (`why`: what it needs) straight to stderr, past the
+/// test harness's capture; returns false, for `require_*` functions to return.
+pub(crate) fn skipped(test: &str, why: &str) -> bool {
     let _ = writeln!(
         std::io::stderr(),
         "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         SKIPPED: {test} needs root (network namespaces); CI runs it as root\n\
+         SKIPPED: {test} {why}\n\
          !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
     );
     false

@@ -375,12 +375,7 @@ fn the_image_is_small_static_and_runs_the_controller_as_nobody() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let logs = podman::podman(&["logs", name]).unwrap_or_default()
-        + &podman::command()
-            .args(["logs", name])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-            .unwrap_or_default();
+    let logs = podman::logs(name);
     let running =
         podman::podman(&["inspect", "--format", "{{.State.Status}}", name]).unwrap_or_default();
     podman::remove_container_now(name);

@@ -14,7 +14,7 @@
 use libfuzzer_sys::fuzz_target;
 use rdg_agent::query::{GroupStatus, MemberReply};
 use rdg_agent::status::StatusReport;
-use rdg_core::wire::{self, Flags, MessageType};
+use rdg_core::wire::{self, MessageType};
 use std::net::{IpAddr, Ipv4Addr};
 
 const GROUP: &str = "g";
@@ -42,16 +42,7 @@ fuzz_target!(|data: &[u8]| {
                 if m.kind != MessageType::StatusReply {
                     continue;
                 }
-                let reply = MemberReply {
-                    name: m.member,
-                    state: m.state,
-                    temporal: m.temporal.as_str().to_string(),
-                    priority: m.priority,
-                    epoch: m.epoch,
-                    hot: (!m.hot.is_empty()).then_some(m.hot),
-                    net_check_ok: m.flags.contains(Flags::NET_CHECK_OK),
-                    address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                };
+                let reply = MemberReply::from_message(m, IpAddr::V4(Ipv4Addr::LOCALHOST));
                 roundtrip(&reply);
                 let status = GroupStatus {
                     group: GROUP.into(),

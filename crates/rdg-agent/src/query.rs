@@ -58,6 +58,22 @@ pub struct MemberReply {
     pub address: IpAddr,
 }
 
+impl MemberReply {
+    /// The answer a status reply `m` from `address` carries.
+    pub fn from_message(m: Message, address: IpAddr) -> MemberReply {
+        MemberReply {
+            name: m.member,
+            state: m.state,
+            temporal: m.temporal.as_str().to_string(),
+            priority: m.priority,
+            epoch: m.epoch,
+            hot: (!m.hot.is_empty()).then_some(m.hot),
+            net_check_ok: m.flags.contains(Flags::NET_CHECK_OK),
+            address,
+        }
+    }
+}
+
 /// Why the query could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -153,17 +169,9 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
                 if m.kind != MessageType::StatusReply || cfg.member(&m.member).is_none() {
                     continue;
                 }
-                let address = from.ip();
-                replies.entry(m.member.clone()).or_insert(MemberReply {
-                    name: m.member,
-                    state: m.state,
-                    temporal: m.temporal.as_str().to_string(),
-                    priority: m.priority,
-                    epoch: m.epoch,
-                    hot: (!m.hot.is_empty()).then_some(m.hot),
-                    net_check_ok: m.flags.contains(Flags::NET_CHECK_OK),
-                    address,
-                });
+                replies
+                    .entry(m.member.clone())
+                    .or_insert_with(|| MemberReply::from_message(m, from.ip()));
             }
         }
         if !got {
