@@ -79,7 +79,8 @@ pub fn read(path: &Path) -> Result<Option<RoleRecord>, RoleFileError> {
 }
 
 /// Writes the role file atomically: a temporary file beside it, then `rename`, so readers see
-/// either the old or the new record. Creates the directory if needed.
+/// either the old or the new record. Creates the directory if it is missing. A hot member
+/// calls this every heartbeat, so the common case costs only open, write, close and rename.
 pub fn write(path: &Path, record: &RoleRecord) -> Result<(), RoleFileError> {
     let err = |source| RoleFileError::Write {
         path: path.to_path_buf(),
@@ -89,20 +90,33 @@ pub fn write(path: &Path, record: &RoleRecord) -> Result<(), RoleFileError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(err)?;
     let name = path
         .file_name()
         .map_or_else(|| "role".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.tmp", process_id()));
     let mut body = serde_json::to_vec(record).expect("a role record serializes");
     body.push(b'\n');
-    let result = std::fs::File::create(&tmp)
+    let create = || std::fs::File::create(&tmp);
+    let file = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            create()
+        }
+        other => other,
+    };
+    let result = file
         .and_then(|mut f| f.write_all(&body))
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// This process's id, asked of the kernel once (the C library does not cache it).
+fn process_id() -> u32 {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ID.get_or_init(std::process::id)
 }
 
 /// Whether the file system that holds (or will hold) the role file at `path` keeps it in
@@ -156,6 +170,24 @@ mod tests {
         assert_eq!(read(&p).unwrap(), Some(r));
         let leftovers: Vec<_> = std::fs::read_dir(d.join("sub")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_directory_removed_between_writes_is_created_again() {
+        let d = dir();
+        let p = d.join("run/rdg/infocast.role");
+        let mut r = RoleRecord {
+            member: "ics-a".into(),
+            role: State::HS,
+            epoch: 1,
+            lease_until_monotonic_ms: 100,
+        };
+        write(&p, &r).unwrap();
+        std::fs::remove_dir_all(d.join("run")).unwrap();
+        r.epoch = 2;
+        write(&p, &r).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(r));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -517,3 +517,32 @@ fn demo_example_file_matches_the_demo() {
         "examples/demo.yaml and sim::DEMO_CONFIG must describe the same group"
     );
 }
+
+/// The net check runs as seldom as a takeover allows: a round that starts within an interval
+/// of a hot member's last heartbeat ends before the heartbeat timeout.
+#[test]
+fn net_check_period_follows_the_detection_time() {
+    let with = |interval: &str, timeout: &str, check: &str| {
+        let yaml = format!(
+            "name: g\nheartbeat: {{interval: {interval}, timeout: {timeout}}}\n\
+             networks: [{{name: n1}}]\nnetCheck: {{targets: [10.0.0.1], timeout: {check}}}\n\
+             members:\n  - {{name: a, priority: 100, addresses: {{n1: 10.0.0.2}}}}\n"
+        );
+        let cfg = GroupConfig::from_yaml(&yaml).expect("valid");
+        let period = cfg.net_check_period();
+        let (interval, timeout, check) = (
+            cfg.heartbeat.interval.get(),
+            cfg.heartbeat.timeout.get(),
+            cfg.net_check.timeout.get(),
+        );
+        assert!(period >= check, "at most one round per netCheck.timeout");
+        if timeout >= interval + check * 2 {
+            assert!(interval + period + check <= timeout, "fresh at takeover");
+        }
+        period.as_millis()
+    };
+    assert_eq!(with("100ms", "300ms", "50ms"), 150);
+    assert_eq!(with("20ms", "60ms", "50ms"), 50);
+    assert_eq!(with("1s", "3s", "200ms"), 1800);
+    assert_eq!(with("50ms", "100ms", "20ms"), 30);
+}

@@ -423,6 +423,19 @@ impl GroupConfig {
         self.name.is_empty()
     }
 
+    /// How often the net check starts a round: as seldom as still gives a standby a verdict
+    /// from after a hot member went quiet before it may take over (a round starting within an
+    /// interval of the last heartbeat ends before the heartbeat timeout), and never more often
+    /// than one round per `netCheck.timeout`.
+    pub fn net_check_period(&self) -> std::time::Duration {
+        let nc = self.net_check.timeout.get();
+        let hb = &self.heartbeat;
+        hb.timeout
+            .get()
+            .saturating_sub(hb.interval.get() + nc)
+            .max(nc)
+    }
+
     /// The entry of member `name`, if any.
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)

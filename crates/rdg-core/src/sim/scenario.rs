@@ -82,10 +82,10 @@ pub struct Scenario {
     pub actions: Vec<(Duration, Action)>,
 }
 
-/// Period of net-check rounds in the simulation (each round pings all targets once).
+/// Period of net-check rounds in the simulation: the agent's
+/// ([`GroupConfig::net_check_period`]).
 pub fn net_check_period(cfg: &GroupConfig) -> Duration {
-    let n = u32::try_from(cfg.net_check.targets.len().max(1)).unwrap_or(u32::MAX);
-    cfg.net_check.timeout.get() * n
+    cfg.net_check_period()
 }
 
 impl Scenario {
