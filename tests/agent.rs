@@ -4,191 +4,41 @@
 //! datagrams, standalone mode, notify commands and start-up errors. The network-namespace
 //! suite (e2e/) repeats the faults with multicast, links and net checks as root.
 
+use rdg_agent::local_group::LocalGroup;
+use rdg_core::State;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RDG: &str = env!("CARGO_BIN_EXE_rdg");
 
-/// Where groups keep their files: tmpfs (`/dev/shm`) when there is one, as a real host's
-/// `/run` is, so a busy disk cannot stall a hot member's role-file renewals; else the temp dir.
-fn scratch_dir() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
+/// Group `t{k}` of `members` (with priorities) plus `extra` YAML, on loopback addresses
+/// 127.k.x.y, so tests never share an address.
+fn group(k: u8, members: &[(&str, u16)], extra: &str) -> LocalGroup {
+    members
+        .iter()
+        .fold(
+            LocalGroup::builder(RDG, &format!("t{k}"), k),
+            |b, (name, prio)| b.member(name, *prio),
+        )
+        .extra_yaml(extra)
+        .build()
+        .unwrap()
 }
 
-/// A group of agents on loopback: member `i` of group `k` has 127.k.1.(i+1) and 127.k.2.(i+1),
-/// and serves its status endpoint on 127.k.3.(i+1):9035, so tests never share an address.
-struct Group {
-    k: u8,
-    dir: PathBuf,
-    config: PathBuf,
-    names: Vec<String>,
-    children: Vec<Option<Child>>,
+/// `GET path` from `name`'s status endpoint.
+fn get(g: &LocalGroup, name: &str, path: &str) -> (u16, String) {
+    http(g.status_addr(name), "GET", path)
 }
 
-impl Group {
-    /// Writes the configuration of members `names` (with priorities) plus `extra` YAML.
-    fn new(k: u8, members: &[(&str, u16)], extra: &str) -> Group {
-        let dir = scratch_dir().join(format!("rdg-agent-test-{}-{k}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut yaml = format!(
-            "name: t{k}\nheartbeat: {{interval: 50ms, timeout: 250ms, port: 18035}}\n\
-             networks: [{{name: n1}}, {{name: n2}}]\ntimeouts: {{election: 500ms}}\nmembers:\n"
-        );
-        for (i, (name, prio)) in members.iter().enumerate() {
-            yaml.push_str(&format!(
-                "  - {{name: {name}, priority: {prio}, addresses: {{n1: 127.{k}.1.{n}, n2: 127.{k}.2.{n}}}}}\n",
-                n = i + 1
-            ));
-        }
-        yaml.push_str(extra);
-        let config = dir.join("group.yaml");
-        std::fs::write(&config, yaml).unwrap();
-        Group {
-            k,
-            dir,
-            config,
-            names: members.iter().map(|(n, _)| n.to_string()).collect(),
-            children: members.iter().map(|_| None).collect(),
-        }
-    }
-
-    fn idx(&self, name: &str) -> usize {
-        self.names.iter().position(|n| n == name).unwrap()
-    }
-
-    fn role_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.role"))
-    }
-
-    fn log_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.log"))
-    }
-
-    fn status_addr(&self, name: &str) -> SocketAddr {
-        format!("127.{}.3.{}:9035", self.k, self.idx(name) + 1)
-            .parse()
-            .unwrap()
-    }
-
-    fn start(&mut self, name: &str) {
-        let log = std::fs::File::create(self.log_path(name)).unwrap();
-        let child = Command::new(RDG)
-            .args(["agent", "--config"])
-            .arg(&self.config)
-            .args(["--member", name, "--role-file"])
-            .arg(self.role_path(name))
-            .args(["--status-listen", &self.status_addr(name).to_string()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let i = self.idx(name);
-        self.children[i] = Some(child);
-    }
-
-    fn signal(&self, name: &str, sig: nix::sys::signal::Signal) {
-        let child = self.children[self.idx(name)].as_ref().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
-    }
-
-    fn kill9(&mut self, name: &str) {
-        let i = self.idx(name);
-        let mut child = self.children[i].take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    /// The role file as JSON (None while missing or unreadable).
-    fn role(&self, name: &str) -> Option<Value> {
-        let text = std::fs::read_to_string(self.role_path(name)).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    fn role_is(&self, name: &str, role: &str) -> bool {
-        self.role(name).is_some_and(|r| r["role"] == role)
-    }
-
-    /// Members whose role file says HS with a lease that has not run out.
-    fn hot_now(&self) -> Vec<String> {
-        let now = monotonic_ms();
-        self.names
-            .iter()
-            .filter(|n| {
-                self.role(n).is_some_and(|r| {
-                    r["role"] == "HS" && r["leaseUntilMonotonicMs"].as_u64().unwrap_or(0) > now
-                })
-            })
-            .cloned()
-            .collect()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for n in &self.names {
-            let text = std::fs::read_to_string(self.log_path(n)).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            out.push_str(&format!("--- {n} ---\n"));
-            for l in tail.iter().rev() {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// Polls `cond` every 10 ms; panics with the agents' logs if it does not hold in time.
-    fn wait(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Group) -> bool) -> Duration {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if cond(self) {
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!(
-            "timed out after {limit:?} waiting for {what}\n{}",
-            self.logs()
-        );
-    }
-
-    fn get(&self, name: &str, path: &str) -> (u16, String) {
-        http(self.status_addr(name), "GET", path)
-    }
-
-    fn status(&self, name: &str) -> Value {
-        let (code, body) = self.get(name, "/status");
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn monotonic_ms() -> u64 {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
-    ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
+/// `name`'s `/status` as JSON.
+fn status(g: &LocalGroup, name: &str) -> Value {
+    let (code, body) = get(g, name, "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// A minimal HTTP/1.0 request; returns the status code and body.
@@ -225,16 +75,16 @@ const SETTLE: Duration = Duration::from_secs(5);
 
 #[test]
 fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
-    let mut g = Group::new(11, &[("a", 100), ("b", 50), ("c", 10)], "");
-    g.start("c");
-    g.wait("c hot (first up)", SETTLE, |g| g.role_is("c", "HS"));
-    g.start("a");
-    g.start("b");
-    g.wait("a and b standby", SETTLE, |g| {
-        g.role_is("a", "SBS") && g.role_is("b", "SBS")
+    let mut g = group(11, &[("a", 100), ("b", 50), ("c", 10)], "");
+    g.start("c").unwrap();
+    g.wait_until(SETTLE, "c hot (first up)", || g.role_is("c", State::HS));
+    g.start("a").unwrap();
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "a and b standby", || {
+        g.role_is("a", State::SBS) && g.role_is("b", State::SBS)
     });
     // No preemption: the higher-priority late comers stay standby behind c.
-    let st = g.status("a");
+    let st = status(&g, "a");
     assert_eq!(st["hot"], "c", "{st}");
     assert_eq!(st["state"], "SBS");
     let c = st["members"]
@@ -251,21 +101,20 @@ fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
     assert!(log.contains("Primary/coordinator: c@127.11.1.3"), "{log}");
 
     // kill -9 the hot member: the best standby (a) takes over, never two hot at once.
-    let epoch = g.role("c").unwrap()["epoch"].as_u64().unwrap();
-    g.kill9("c");
-    let took = g.wait("a hot after c was killed", SETTLE, |g| {
+    let epoch = g.role("c").unwrap().epoch;
+    g.kill9("c").unwrap();
+    let took = g.wait_until(SETTLE, "a hot after c was killed", || {
         let hot = g.hot_now();
         assert!(hot.len() <= 1, "two hot members: {hot:?}\n{}", g.logs());
-        g.role_is("a", "HS")
+        g.role_is("a", State::HS)
     });
     eprintln!("takeover observed {} ms after kill -9", took.as_millis());
-    assert_eq!(g.role("a").unwrap()["epoch"].as_u64().unwrap(), epoch + 1);
-    assert!(g.role_is("b", "SBS"));
-    g.wait("b's role file names the new hot epoch", SETTLE, |g| {
-        g.role("b")
-            .is_some_and(|r| r["epoch"].as_u64() == Some(epoch + 1))
+    assert_eq!(g.role("a").unwrap().epoch, epoch + 1);
+    assert!(g.role_is("b", State::SBS));
+    g.wait_until(SETTLE, "b's role file names the new hot epoch", || {
+        g.role("b").is_some_and(|r| r.epoch == epoch + 1)
     });
-    let st = g.status("b");
+    let st = status(&g, "b");
     assert_eq!(st["hot"], "a");
     let c = st["members"]
         .as_array()
@@ -278,7 +127,7 @@ fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
     // `rdg status` over the network agrees, and names the missing member.
     let out = Command::new(RDG)
         .args(["status", "--json", "--config"])
-        .arg(&g.config)
+        .arg(g.config_path())
         .output()
         .unwrap();
     assert!(
@@ -309,13 +158,13 @@ fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
 
     // SIGTERM: a releases first, then leaves naming b, who takes over without waiting for
     // the timeout.
-    g.signal("a", nix::sys::signal::Signal::SIGTERM);
-    let handed = g.wait("b hot after a's graceful stop", SETTLE, |g| {
-        g.role_is("b", "HS")
+    g.signal("a", nix::sys::signal::Signal::SIGTERM).unwrap();
+    let handed = g.wait_until(SETTLE, "b hot after a's graceful stop", || {
+        g.role_is("b", State::HS)
     });
-    let a = g.children[0].as_mut().unwrap().wait().unwrap();
+    let a = g.wait_exit("a").unwrap();
     assert!(a.success(), "graceful stop exits 0: {a:?}");
-    assert!(g.role_is("a", "SBS"), "a released its role file");
+    assert!(g.role_is("a", State::SBS), "a released its role file");
     assert!(
         handed < Duration::from_millis(250),
         "hand-over took {handed:?}, longer than the heartbeat timeout\n{}",
@@ -325,31 +174,31 @@ fn first_up_is_hot_kill9_fails_over_and_sigterm_hands_over() {
 
 #[test]
 fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
-    let mut g = Group::new(12, &[("a", 100), ("b", 50), ("c", 10)], "");
-    g.start("a");
-    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
-    g.start("b");
-    g.start("c");
-    g.wait("b and c standby", SETTLE, |g| {
-        g.role_is("b", "SBS") && g.role_is("c", "SBS")
+    let mut g = group(12, &[("a", 100), ("b", 50), ("c", 10)], "");
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.start("c").unwrap();
+    g.wait_until(SETTLE, "b and c standby", || {
+        g.role_is("b", State::SBS) && g.role_is("c", State::SBS)
     });
-    g.signal("a", nix::sys::signal::Signal::SIGSTOP);
-    let frozen_lease = g.role("a").unwrap()["leaseUntilMonotonicMs"]
-        .as_u64()
-        .unwrap();
-    g.wait("b hot while a is frozen", SETTLE, |g| g.role_is("b", "HS"));
+    g.signal("a", nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let frozen_lease = g.role("a").unwrap().lease_until_monotonic_ms;
+    g.wait_until(SETTLE, "b hot while a is frozen", || {
+        g.role_is("b", State::HS)
+    });
     // The standby took over only after the frozen member's lease had run out.
     let b = g.role("b").unwrap();
     assert!(
-        b["leaseUntilMonotonicMs"].as_u64().unwrap() > frozen_lease,
-        "b {b} vs a's lease {frozen_lease}"
+        b.lease_until_monotonic_ms > frozen_lease,
+        "b {b:?} vs a's lease {frozen_lease}"
     );
     // Stay frozen for 2 x timeout in all, then resume: a steps down at once and stays down,
     // though its socket holds a backlog of heartbeats from before b took over.
     std::thread::sleep(Duration::from_millis(250));
-    g.signal("a", nix::sys::signal::Signal::SIGCONT);
-    g.wait("a standby after resuming", Duration::from_secs(2), |g| {
-        g.role_is("a", "SBS")
+    g.signal("a", nix::sys::signal::Signal::SIGCONT).unwrap();
+    g.wait_until(Duration::from_secs(2), "a standby after resuming", || {
+        g.role_is("a", State::SBS)
     });
     // Role files, not leases: on a loaded machine b's renewal can come late and its lease lapse
     // for a moment (the fence doing its job; CI saw it once). What matters here is that a never
@@ -358,7 +207,7 @@ fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
     while watch.elapsed() < Duration::from_secs(1) {
         let claiming: Vec<String> = ["a", "b", "c"]
             .into_iter()
-            .filter(|m| g.role_is(m, "HS"))
+            .filter(|m| g.role_is(m, State::HS))
             .map(String::from)
             .collect();
         assert_eq!(claiming, ["b"], "b stays the only hot member\n{}", g.logs());
@@ -370,7 +219,7 @@ fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    g.wait("a logs why it stepped down", SETTLE, |g| {
+    g.wait_until(SETTLE, "a logs why it stepped down", || {
         let log = std::fs::read_to_string(g.log_path("a")).unwrap_or_default();
         log.contains("released the hot role reason=\"lease-expired\"")
     });
@@ -378,18 +227,18 @@ fn frozen_hot_member_is_replaced_and_steps_down_when_it_resumes() {
 
 #[test]
 fn bad_datagrams_are_counted_and_change_nothing() {
-    let mut g = Group::new(13, &[("a", 100), ("b", 50)], "auth: {keyFile: KEY}\n");
-    let key = g.dir.join("key");
+    let mut g = group(13, &[("a", 100), ("b", 50)], "auth: {keyFile: KEY}\n");
+    let key = g.dir().join("key");
     std::fs::write(&key, "0123456789abcdef\n").unwrap();
-    let text = std::fs::read_to_string(&g.config)
+    let text = std::fs::read_to_string(g.config_path())
         .unwrap()
         .replace("KEY", key.to_str().unwrap());
-    std::fs::write(&g.config, text).unwrap();
-    g.start("a");
-    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
-    g.start("b");
-    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
-    let before = (g.role("a").unwrap(), g.role("b").unwrap()["epoch"].clone());
+    std::fs::write(g.config_path(), text).unwrap();
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
+    let before = (g.role("a").unwrap(), g.role("b").unwrap().epoch);
 
     let msg = |group: &str, member: &str| rdg_core::wire::Message {
         kind: rdg_core::wire::MessageType::Heartbeat,
@@ -426,14 +275,14 @@ fn bad_datagrams_are_counted_and_change_nothing() {
     let series = |reason: &str| {
         format!("rdg_datagrams_rejected_total{{network=\"n1\",reason=\"{reason}\"}}")
     };
-    g.wait("b counted the bad datagrams", SETTLE, |g| {
-        let (_, m) = g.get("b", "/metrics");
+    g.wait_until(SETTLE, "b counted the bad datagrams", || {
+        let (_, m) = get(&g, "b", "/metrics");
         metric(&m, &series("bad_mac")) >= 1.0
             && metric(&m, &series("wrong_group")) >= 1.0
             && metric(&m, &series("missing_mac")) >= 1.0
             && metric(&m, "rdg_datagrams_ignored_total{reason=\"unknown_member\"}") >= 1.0
     });
-    let (_, m) = g.get("b", "/metrics");
+    let (_, m) = get(&g, "b", "/metrics");
     let rejected: f64 = m
         .lines()
         .filter(|l| l.starts_with("rdg_datagrams_rejected_total{network=\"n1\""))
@@ -448,22 +297,22 @@ fn bad_datagrams_are_counted_and_change_nothing() {
         "{m}"
     );
     // Nothing changed: same hot member, same epochs, both agents alive and answering.
-    assert_eq!(g.role("a").unwrap()["epoch"], before.0["epoch"]);
+    assert_eq!(g.role("a").unwrap().epoch, before.0.epoch);
     assert!(
-        g.role_is("a", "HS") && g.role_is("b", "SBS"),
+        g.role_is("a", State::HS) && g.role_is("b", State::SBS),
         "{}",
         g.logs()
     );
-    assert_eq!(g.role("b").unwrap()["epoch"], before.1);
-    assert_eq!(g.get("a", "/healthz").0, 200);
-    assert_eq!(g.get("b", "/healthz").0, 200);
+    assert_eq!(g.role("b").unwrap().epoch, before.1);
+    assert_eq!(get(&g, "a", "/healthz").0, 200);
+    assert_eq!(get(&g, "b", "/healthz").0, 200);
 }
 
 #[test]
 fn notify_command_gets_event_group_member_epoch_reason() {
-    let mut g = Group::new(14, &[("a", 100), ("b", 50)], "");
-    let out = g.dir.join("events");
-    let script = g.dir.join("notify.sh");
+    let mut g = group(14, &[("a", 100), ("b", 50)], "");
+    let out = g.dir().join("events");
+    let script = g.dir().join("notify.sh");
     std::fs::write(
         &script,
         format!("#!/bin/sh\necho \"$@\" >> {}\n", out.display()),
@@ -471,17 +320,17 @@ fn notify_command_gets_event_group_member_epoch_reason() {
     .unwrap();
     let exec = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
     std::fs::set_permissions(&script, exec).unwrap();
-    let mut cfg = std::fs::read_to_string(&g.config).unwrap();
+    let mut cfg = std::fs::read_to_string(g.config_path()).unwrap();
     cfg.push_str(&format!("notify: {{command: [{}]}}\n", script.display()));
-    std::fs::write(&g.config, cfg).unwrap();
-    g.start("a");
-    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
-    g.start("b");
-    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
-    g.kill9("a");
-    g.wait("b hot", SETTLE, |g| g.role_is("b", "HS"));
+    std::fs::write(g.config_path(), cfg).unwrap();
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
+    g.kill9("a").unwrap();
+    g.wait_until(SETTLE, "b hot", || g.role_is("b", State::HS));
     let events = || std::fs::read_to_string(&out).unwrap_or_default();
-    g.wait("notifications written", SETTLE, |_| {
+    g.wait_until(SETTLE, "notifications written", || {
         let e = events();
         e.contains("hot t14 a 1 election")
             && e.contains("standby t14 b")
@@ -580,8 +429,8 @@ fn run_agent(config: &Path, member: &str, status: &str) -> (i32, String) {
 
 #[test]
 fn start_up_errors_name_the_problem() {
-    let g = Group::new(15, &[("a", 100), ("b", 50)], "");
-    let (code, err) = run_agent(&g.config, "zed", "127.15.3.1:9035");
+    let g = group(15, &[("a", 100), ("b", 50)], "");
+    let (code, err) = run_agent(g.config_path(), "zed", "127.15.3.1:9035");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("\"zed\" is not in the group's members list"),
@@ -589,8 +438,8 @@ fn start_up_errors_name_the_problem() {
     );
 
     // An address this host does not have (192.0.2.0/24 is reserved for documentation).
-    let other = g.dir.join("foreign.yaml");
-    let text = std::fs::read_to_string(&g.config)
+    let other = g.dir().join("foreign.yaml");
+    let text = std::fs::read_to_string(g.config_path())
         .unwrap()
         .replace("127.15.1.1", "192.0.2.1");
     std::fs::write(&other, text).unwrap();
@@ -603,7 +452,7 @@ fn start_up_errors_name_the_problem() {
 
     // The status port is taken.
     let _hold = std::net::TcpListener::bind("127.15.3.1:9035").unwrap();
-    let (code, err) = run_agent(&g.config, "a", "127.15.3.1:9035");
+    let (code, err) = run_agent(g.config_path(), "a", "127.15.3.1:9035");
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("status.listen: cannot listen on 127.15.3.1:9035"),
@@ -611,14 +460,14 @@ fn start_up_errors_name_the_problem() {
     );
 
     // The role file cannot be written (a directory stands where it should go).
-    let blocked = g.dir.join("blocked.yaml");
-    std::fs::copy(&g.config, &blocked).unwrap();
+    let blocked = g.dir().join("blocked.yaml");
+    std::fs::copy(g.config_path(), &blocked).unwrap();
     std::fs::create_dir_all(blocked.with_extension("role")).unwrap();
     let (code, err) = run_agent(&blocked, "a", "127.15.3.1:9037");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot write role file"), "{err}");
 
-    let bad = g.dir.join("bad.yaml");
+    let bad = g.dir().join("bad.yaml");
     std::fs::write(&bad, "name: x\nheartbeat: {interval: 1s, timeout: 1s}\n").unwrap();
     let (code, err) = run_agent(&bad, "a", "127.15.3.1:9036");
     assert_eq!(code, 2, "{err}");
@@ -627,20 +476,20 @@ fn start_up_errors_name_the_problem() {
 
 #[test]
 fn operator_switchover_over_http() {
-    let mut g = Group::new(16, &[("a", 100), ("b", 0)], "");
-    g.start("a");
-    g.wait("a hot", SETTLE, |g| g.role_is("a", "HS"));
-    g.start("b");
-    g.wait("b standby", SETTLE, |g| g.role_is("b", "SBS"));
+    let mut g = group(16, &[("a", 100), ("b", 0)], "");
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
     let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=nobody");
     assert_eq!(code, 400, "{body}");
     let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=b");
     assert_eq!(code, 202, "{body}");
     // Priority 0 is allowed by an operator's command.
-    g.wait("b hot by switchover", SETTLE, |g| {
+    g.wait_until(SETTLE, "b hot by switchover", || {
         let hot = g.hot_now();
         assert!(hot.len() <= 1, "two hot members: {hot:?}");
-        g.role_is("b", "HS")
+        g.role_is("b", State::HS)
     });
-    g.wait("a standby", SETTLE, |g| g.role_is("a", "SBS"));
+    g.wait_until(SETTLE, "a standby", || g.role_is("a", State::SBS));
 }

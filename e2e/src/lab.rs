@@ -1,4 +1,7 @@
 //! The lab: one isolated world of network namespaces per test, and its clean-up.
+//!
+//! The loopback counterpart, without root, namespaces or multicast, is
+//! `rdg_agent::local_group::LocalGroup` (`rdg demo --real` and the root crate's `tests/agent.rs`).
 
 use crate::config::{GroupConfig, Net};
 use crate::shell::{ip, must, run};

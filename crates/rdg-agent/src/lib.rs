@@ -9,6 +9,7 @@ pub mod arp_probe;
 pub mod auth;
 pub mod clock;
 pub mod gate;
+pub mod local_group;
 pub mod metrics;
 pub mod net_check;
 pub mod notify;
