@@ -436,6 +436,16 @@ impl GroupConfig {
             .max(nc)
     }
 
+    /// How often the net check starts a round while it is urgent (another member went quiet,
+    /// see `Node::net_check_urgent`): every heartbeat interval, and never more often than one
+    /// round per `netCheck.timeout`.
+    pub fn net_check_urgent_period(&self) -> std::time::Duration {
+        self.heartbeat
+            .interval
+            .get()
+            .max(self.net_check.timeout.get())
+    }
+
     /// The entry of member `name`, if any.
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)

@@ -29,7 +29,9 @@ pub struct LogLine {
 enum Ev {
     Action(Action),
     Wake(usize),
-    NetCheck(usize, u64),
+    /// A net-check round of member `.0` in its start `.1`; `.2`: the periodic one, which
+    /// schedules the next, or one started at once because the check turned urgent.
+    NetCheck(usize, u64, bool),
     Deliver {
         to: usize,
         from: usize,
@@ -58,6 +60,8 @@ pub(super) struct Host {
     pub net_fail_streak: u32,
     /// Result of the last round delivered.
     pub last_round: Option<bool>,
+    /// The node's net check is at its urgent pace (`Node::net_check_urgent`).
+    net_urgent: bool,
 }
 
 impl Host {
@@ -113,6 +117,7 @@ impl World {
                     lease_until: None,
                     net_fail_streak: 0,
                     last_round: None,
+                    net_urgent: false,
                 }
             })
             .collect();
@@ -214,7 +219,7 @@ impl World {
                     self.input(m, Input::Tick);
                 }
             }
-            Ev::NetCheck(m, start) => self.net_check_round(m, start),
+            Ev::NetCheck(m, start, periodic) => self.net_check_round(m, start, periodic),
             Ev::Deliver {
                 to,
                 from,
@@ -310,9 +315,10 @@ impl World {
                 h.queued.clear();
                 h.net_fail_streak = 0;
                 h.last_round = None;
+                h.net_urgent = false;
                 let start = h.starts;
                 let first = net_check_period(&self.sc.config);
-                self.push(self.now + first, Ev::NetCheck(m, start));
+                self.push(self.now + first, Ev::NetCheck(m, start, true));
                 self.input(m, Input::Tick);
             }
             Action::Crash(m) => {
@@ -393,14 +399,20 @@ impl World {
         }
     }
 
-    fn net_check_round(&mut self, m: usize, start: u64) {
+    fn net_check_round(&mut self, m: usize, start: u64, periodic: bool) {
         let h = &self.hosts[m];
         if h.node.is_none() || h.starts != start {
             return;
         }
         let frozen = h.frozen;
-        let period = net_check_period(&self.sc.config);
-        self.push(self.now + period, Ev::NetCheck(m, start));
+        if periodic {
+            let period = if h.net_urgent {
+                self.sc.config.net_check_urgent_period()
+            } else {
+                net_check_period(&self.sc.config)
+            };
+            self.push(self.now + period, Ev::NetCheck(m, start, true));
+        }
         if frozen {
             return; // the pinger is frozen too
         }
@@ -439,6 +451,15 @@ impl World {
         };
         let outputs = node.handle(self.now, input);
         let deadline = node.next_deadline();
+        let urgent = node.net_check_urgent(self.now);
+        let h = &mut self.hosts[m];
+        let turned_urgent = urgent && !h.net_urgent;
+        h.net_urgent = urgent;
+        if turned_urgent && !self.sc.config.net_check.targets.is_empty() {
+            // The agent starts a round at once when its net check turns urgent.
+            let start = h.starts;
+            self.push(self.now, Ev::NetCheck(m, start, false));
+        }
         for o in outputs {
             self.output(m, o);
         }

@@ -174,6 +174,25 @@ impl Node {
         self.net_last
     }
 
+    /// Whether the net check should run at its urgent pace: another member has been silent on
+    /// a network for more than an interval and a half, and not yet for three timeouts. A
+    /// takeover may be coming (it needs a verdict from after the silence began), or this member
+    /// may be the one cut off (it must fail two rounds soon); otherwise rounds can be sparse.
+    pub fn net_check_urgent(&self, now: Duration) -> bool {
+        let (from, until) = self.urgent_window();
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|&(i, peer)| i != self.p.me && !peer.left)
+            .flat_map(|(_, peer)| (0..self.p.networks).filter_map(|n| peer.silent_since(n)))
+            .any(|t| now >= t + from && now < t + until)
+    }
+
+    /// How long after a member's silence on a network began the net check is urgent.
+    fn urgent_window(&self) -> (Duration, Duration) {
+        (self.p.interval * 3 / 2, self.p.timeout * 3)
+    }
+
     /// What this member knows about member `name` (None for itself or unknown names).
     pub fn peer(&self, name: &str) -> Option<&Peer> {
         self.p
@@ -217,6 +236,8 @@ impl Node {
             for n in 0..self.p.networks {
                 if let Some(t) = peer.silent_since(n) {
                     consider(t + self.p.timeout);
+                    // The net check turns urgent then (see `net_check_urgent`).
+                    consider(t + self.urgent_window().0);
                 }
             }
             // A hot member another member vouched for stays alive until that word is a
