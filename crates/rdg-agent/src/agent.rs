@@ -407,12 +407,6 @@ impl Agent {
     /// Feeds one input and carries out every output, in order.
     async fn step(&mut self, now: Duration, input: Input) {
         let outputs = self.node.handle(now, input);
-        // The role output comes before the event that says why this member became hot, and the
-        // reason decides whether the VIPs are probed before they are added.
-        let hot_reason = outputs.iter().find_map(|o| match o {
-            Output::Event(Event::BecameHot { reason, .. }) => Some(*reason),
-            _ => None,
-        });
         for out in outputs {
             match out {
                 Output::Send {
@@ -424,21 +418,16 @@ impl Agent {
                     state,
                     epoch,
                     lease_until,
+                    became_hot,
                 } => {
                     let was_hot = self.written.is_some_and(|(s, _)| s == State::HS);
                     self.write_role(state, epoch, lease_until);
-                    self.move_vips(now, was_hot, state == State::HS, hot_reason)
+                    self.move_vips(now, was_hot, state == State::HS, became_hot)
                         .await;
                 }
                 Output::Event(e) => self.on_event(e),
                 Output::Stopped => self.stopped = true,
             }
-        }
-        // The node rewrites the role on state changes and lease renewals; a standby also
-        // learns new epochs (someone else took over), which the role file should show.
-        let now_role = (self.node.state(), self.node.epoch());
-        if self.written.is_some_and(|w| w != now_role) && now_role.0 != State::HS {
-            self.write_role(now_role.0, now_role.1, None);
         }
     }
 
@@ -632,14 +621,14 @@ impl Agent {
                     format!("{member} heard on {name}"),
                 );
             }
-            Event::Crashed => {
+            Event::Isolated => {
                 tracing::error!(
                     "net check failed twice: isolated, going to CS (will not take over)"
                 );
                 self.notifier
                     .send(NotifyEvent::Crashed, epoch, "net-check-failed");
             }
-            Event::CrashRecovered => {
+            Event::IsolationEnded => {
                 tracing::info!("net check passes again: leaving CS");
                 self.notifier
                     .send(NotifyEvent::CrashRecovered, epoch, "net-check-ok");

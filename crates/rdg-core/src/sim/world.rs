@@ -501,66 +501,9 @@ impl World {
                         .on_became_hot(self.now, m, *reason, &self.hosts);
                 }
                 if self.log.is_some() && !matches!(e, Event::Ignored { .. }) {
-                    self.note(Some(m), describe(&e));
+                    self.note(Some(m), e.to_string());
                 }
             }
         }
-    }
-}
-
-/// One readable line per event, in the words an operator would use.
-pub fn describe(e: &Event) -> String {
-    match e {
-        Event::StateChanged { from, to } => {
-            format!("{}/{} -> {}/{}", from.0, from.1, to.0, to.1)
-        }
-        Event::PrimaryCoordinator { member, address } => match address {
-            Some(a) => format!("Primary/coordinator: {member}@{}", a.ip()),
-            None => format!("Primary/coordinator: {member} (this member)"),
-        },
-        Event::BecameHot {
-            epoch,
-            reason,
-            previous,
-        } => format!(
-            "became HOT (epoch {epoch}, {}{})",
-            reason.as_str(),
-            previous
-                .as_ref()
-                .map(|p| format!(", previous {p}"))
-                .unwrap_or_default()
-        ),
-        Event::Released { reason } => format!("released the hot role ({})", reason.as_str()),
-        Event::HotLost {
-            member,
-            silent_for,
-            left,
-        } => {
-            if *left {
-                format!("hot member {member} left the group")
-            } else {
-                format!(
-                    "hot member {member} lost (silent for {} ms on every network)",
-                    silent_for.as_millis()
-                )
-            }
-        }
-        Event::MemberLost { member } => format!("member {member} lost"),
-        Event::MemberJoined { member } => format!("member {member} heard"),
-        Event::NetworkAnomaly { member, network } => {
-            format!("network anomaly: {member} silent on network {network} only")
-        }
-        Event::NetworkRecovered { member, network } => {
-            format!("network recovered: {member} heard on network {network} again")
-        }
-        Event::Crashed => "net check failed twice: CS (isolated)".into(),
-        Event::CrashRecovered => "net check passes again: leaving CS".into(),
-        Event::SwitchoverStarted { target } => format!("switchover to {target} started"),
-        Event::SwitchoverRejected { target, reason } => {
-            format!("switchover to {target} rejected: {reason}")
-        }
-        Event::DuplicateMember { from } => format!("another process uses this name at {from}"),
-        Event::Ignored { reason } => format!("ignored a datagram ({reason})"),
-        Event::ClockGap { gap } => format!("was not run for {} ms", gap.as_millis()),
     }
 }
