@@ -273,7 +273,7 @@ impl fmt::Display for Event {
             Event::NetworkAnomaly { member, network } => {
                 write!(
                     f,
-                    "network anomaly: {member} silent on network {network} only"
+                    "network anomaly: {member} silent on network {network} only; no takeover"
                 )
             }
             Event::NetworkRecovered { member, network } => {
@@ -282,17 +282,26 @@ impl fmt::Display for Event {
                     "network recovered: {member} heard on network {network} again"
                 )
             }
-            Event::Isolated => f.write_str("net check failed twice: CS (isolated)"),
+            Event::Isolated => {
+                f.write_str("net check failed twice: isolated, going to CS (will not take over)")
+            }
             Event::IsolationEnded => f.write_str("net check passes again: leaving CS"),
             Event::SwitchoverStarted { target } => write!(f, "switchover to {target} started"),
             Event::SwitchoverRejected { target, reason } => {
                 write!(f, "switchover to {target} rejected: {reason}")
             }
             Event::DuplicateMember { from } => {
-                write!(f, "another process uses this name at {from}")
+                write!(
+                    f,
+                    "another process at {from} sends as this member (two agents with one --member?)"
+                )
             }
             Event::Ignored { reason } => write!(f, "ignored a datagram ({reason})"),
-            Event::ClockGap { gap } => write!(f, "was not run for {} ms", gap.as_millis()),
+            Event::ClockGap { gap } => write!(
+                f,
+                "not run for {} ms, longer than the lease (frozen or starved)",
+                gap.as_millis()
+            ),
         }
     }
 }

@@ -21,8 +21,21 @@ pub struct LogLine {
     pub at: Duration,
     /// Member concerned ("" for the world itself).
     pub member: String,
-    /// What happened.
+    /// What happened, in words.
     pub text: String,
+    /// What happened, for a reader that picks lines by kind.
+    pub what: Happening,
+}
+
+/// What a timeline line is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happening {
+    /// The scenario acted on the world (a fault, a start, a command).
+    Action(Action),
+    /// A member's node reported an event.
+    Event(Event),
+    /// A member stopped after a graceful shutdown.
+    Stopped,
 }
 
 #[derive(Debug, Clone)]
@@ -253,12 +266,13 @@ impl World {
         self.queue.insert((at, self.seq), ev);
     }
 
-    fn note(&mut self, m: Option<usize>, text: String) {
+    fn note(&mut self, m: Option<usize>, text: String, what: Happening) {
         if let Some(log) = &mut self.log {
             log.push(LogLine {
                 at: self.now,
                 member: m.map(|m| self.hosts[m].name.clone()).unwrap_or_default(),
                 text,
+                what,
             });
         }
     }
@@ -288,8 +302,10 @@ impl World {
     }
 
     fn act(&mut self, a: Action) {
-        let text = self.describe_action(&a);
-        self.note(None, text);
+        if self.log.is_some() {
+            let text = self.describe_action(&a);
+            self.note(None, text, Happening::Action(a.clone()));
+        }
         self.checker.on_action(self.now, &a, &self.hosts);
         match a {
             Action::Start(m) => {
@@ -490,7 +506,7 @@ impl World {
                 self.hosts[m].lease_until = lease_until.filter(|_| state == State::HS);
             }
             Output::Stopped => {
-                self.note(Some(m), "stopped".into());
+                self.note(Some(m), "stopped".into(), Happening::Stopped);
                 let h = &mut self.hosts[m];
                 h.node = None;
                 h.wake_at = None;
@@ -501,7 +517,7 @@ impl World {
                         .on_became_hot(self.now, m, *reason, &self.hosts);
                 }
                 if self.log.is_some() && !matches!(e, Event::Ignored { .. }) {
-                    self.note(Some(m), e.to_string());
+                    self.note(Some(m), e.to_string(), Happening::Event(e));
                 }
             }
         }
