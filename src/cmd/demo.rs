@@ -3,7 +3,9 @@
 //! old member back as standby. No root, no network. `--real` runs real agents instead
 //! (see `demo_real`).
 
-use rdg_core::sim::{DEMO_KILL_AT, World, demo_scenario};
+use rdg_core::election::Event;
+use rdg_core::sim::{Action, DEMO_KILL_AT, Happening, World, demo_scenario};
+use rdg_core::{State, TemporalState};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -55,7 +57,7 @@ pub fn run(args: &Args) -> ExitCode {
         }
         world.step();
         for l in world.take_log() {
-            if args.verbose || interesting(&l.text) {
+            if args.verbose || interesting(&l.what) {
                 let who = if l.member.is_empty() {
                     "world"
                 } else {
@@ -87,19 +89,28 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn interesting(text: &str) -> bool {
-    const KEYS: [&str; 11] = [
-        "HOT",
-        "Primary/coordinator",
-        "lost",
-        "anomaly",
-        "recovered",
-        "released",
-        "kill",
-        "start",
-        "link",
-        "-> SBS/iNone",
-        "left",
-    ];
-    KEYS.iter().any(|k| text.contains(k))
+/// The lines shown without `--verbose`: roles and faults, who is hot, members lost and back.
+fn interesting(what: &Happening) -> bool {
+    match what {
+        Happening::Action(a) => matches!(
+            a,
+            Action::Start(_) | Action::Crash(_) | Action::LinkDown(..) | Action::LinkUp(..)
+        ),
+        Happening::Event(e) => matches!(
+            e,
+            Event::BecameHot { .. }
+                | Event::Released { .. }
+                | Event::PrimaryCoordinator { .. }
+                | Event::HotLost { .. }
+                | Event::MemberLost { .. }
+                | Event::NetworkAnomaly { .. }
+                | Event::NetworkRecovered { .. }
+                | Event::SwitchoverStarted { .. }
+                | Event::StateChanged {
+                    to: (State::SBS, TemporalState::None),
+                    ..
+                }
+        ),
+        Happening::Stopped => false,
+    }
 }

@@ -6,6 +6,9 @@ use rdg_core::config::GroupConfig;
 use rdg_core::sim::{Action, Scenario, World};
 use std::time::Duration;
 
+mod common;
+use common::ms;
+
 const GROUP: &str = "\
 name: infocast
 heartbeat: {interval: 100ms, timeout: 300ms}
@@ -19,10 +22,6 @@ members:
 timeouts: {election: 1s, waitingHot: 1500ms}
 netCheck: {targets: [10.0.0.1], timeout: 200ms}
 ";
-
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
 
 fn world(yaml: &str, actions: Vec<(u64, Action)>) -> World {
     world_with(yaml, actions, false)

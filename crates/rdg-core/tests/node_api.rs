@@ -5,7 +5,9 @@ use rdg_core::election::{Destination, Event, HotReason, Input, Node, Output, Par
 use rdg_core::wire::{Flags, Message, MessageType};
 use rdg_core::{State, TemporalState};
 use std::net::SocketAddr;
-use std::time::Duration;
+
+mod common;
+use common::ms;
 
 const GROUP: &str = "\
 name: g
@@ -15,10 +17,6 @@ members:
   - {name: a, priority: 100, addresses: {primary: 10.0.0.11}}
   - {name: b, priority: 50, addresses: {primary: 10.0.0.12}}
 ";
-
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
 
 fn node(yaml: &str, member: &str) -> Node {
     let cfg = GroupConfig::from_yaml(yaml).unwrap();
@@ -580,4 +578,90 @@ fn a_standby_waiting_for_a_hand_over_takes_over_when_the_hot_member_dies_or_rest
     // not hand over; a decides at once instead of waiting out waitingReadyHot.
     let (hot, _) = preempter_whose_hot_member_goes(1600, Some(1700));
     assert_eq!(hot, 1700, "a became hot at {hot} ms");
+}
+
+#[test]
+fn the_role_that_makes_a_member_hot_carries_the_reason() {
+    let mut n = node(GROUP, "a");
+    let mut t = 0;
+    let out = loop {
+        let out = n.handle(ms(t), Input::Tick);
+        if n.state() == State::HS {
+            break out;
+        }
+        t += 100;
+        assert!(t < 5000, "a wins the election alone");
+    };
+    let role = out.iter().position(|o| {
+        matches!(
+            o,
+            Output::Role {
+                state: State::HS,
+                became_hot: Some(HotReason::Election),
+                ..
+            }
+        )
+    });
+    let event = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::BecameHot { .. })));
+    assert!(
+        role.is_some() && event.is_some() && role < event,
+        "the role comes first and says why: {out:?}"
+    );
+    let renewals = n.handle(ms(t + 100), Input::Tick);
+    assert!(
+        renewals.iter().any(|o| matches!(
+            o,
+            Output::Role {
+                state: State::HS,
+                became_hot: None,
+                ..
+            }
+        )),
+        "a renewal is not a new term: {renewals:?}"
+    );
+
+    let mut solo = node("name: \"\"\n", "solo");
+    let out = solo.handle(ms(0), Input::Tick);
+    assert!(
+        matches!(
+            out.first(),
+            Some(Output::Role {
+                state: State::HS,
+                became_hot: Some(HotReason::Standalone),
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_standby_rewrites_its_role_when_it_learns_a_new_epoch() {
+    let mut b = node(GROUP, "b");
+    b.handle(ms(0), Input::Tick);
+    let hot = |epoch: u64, seq: u64| {
+        let mut m = msg(MessageType::Heartbeat, "a", State::HS, seq);
+        m.epoch = epoch;
+        m.hot = "a".into();
+        received(m)
+    };
+    b.handle(ms(10), hot(1, 1));
+    assert_eq!((b.state(), b.epoch()), (State::SBS, 1));
+
+    // The hot member's term changed (it took over again after a restart, say): same state,
+    // new epoch, and the role file must show it.
+    let roles = |out: &[Output]| -> Vec<(State, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Role { state, epoch, .. } => Some((*state, *epoch)),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = b.handle(ms(110), hot(2, 2));
+    assert_eq!(roles(&out), [(State::SBS, 2)], "{out:?}");
+    let out = b.handle(ms(210), hot(2, 3));
+    assert_eq!(roles(&out), [], "nothing new to write: {out:?}");
 }

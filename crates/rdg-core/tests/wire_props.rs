@@ -13,6 +13,9 @@ use rdg_core::wire::{
 };
 use rdg_core::{State, TemporalState};
 
+mod common;
+use common::ms;
+
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 /// Arbitrary Unicode (any `char`) cut to at most [`MAX_NAME`] bytes of UTF-8.
@@ -354,7 +357,6 @@ fn encode_refuses_what_decode_would_reject() {
 #[test]
 fn replay_guard_scenarios() {
     let stale = Duration::from_millis(500);
-    let ms = Duration::from_millis;
     let mut g = ReplayGuard::new(stale);
     let mut m = sample();
 

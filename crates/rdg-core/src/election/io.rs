@@ -3,6 +3,7 @@
 
 use crate::wire::Message;
 use crate::{State, TemporalState};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -55,8 +56,9 @@ pub enum Output {
         /// The datagram (the runtime encodes and signs it).
         message: Message,
     },
-    /// The role changed or the lease was renewed: write the role file now. A hot member's
-    /// `lease_until` is a monotonic time; every other state has no lease.
+    /// The role changed, the lease was renewed, or a standby learned a new epoch (someone else
+    /// took over): write the role file now. A hot member's `lease_until` is a monotonic time;
+    /// every other state has no lease.
     Role {
         /// New state.
         state: State,
@@ -64,6 +66,9 @@ pub enum Output {
         epoch: u64,
         /// End of the lease (hot only).
         lease_until: Option<Duration>,
+        /// Set on the write that makes this member hot: why, so the runtime can act on it
+        /// before the [`Event::BecameHot`] that follows (a cold start probes its VIPs first).
+        became_hot: Option<HotReason>,
     },
     /// Something worth logging, counting or notifying.
     Event(Event),
@@ -194,10 +199,10 @@ pub enum Event {
         /// Index of the network.
         network: u8,
     },
-    /// Net check failed twice: this member is isolated and went to CS.
-    Crashed,
+    /// Net check failed twice: this member is isolated and went to CS (notified as `crashed`).
+    Isolated,
     /// Net check passes again: this member left CS.
-    CrashRecovered,
+    IsolationEnded,
     /// A switchover was accepted (by this hot member) or requested (by this member).
     SwitchoverStarted {
         /// The member that should become hot.
@@ -225,4 +230,78 @@ pub enum Event {
         /// How long nothing was processed.
         gap: Duration,
     },
+}
+
+/// One readable line per event, in the words an operator would use (the simulator's timeline,
+/// `rdg demo`, and the agent's log).
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::StateChanged { from, to } => {
+                write!(f, "{}/{} -> {}/{}", from.0, from.1, to.0, to.1)
+            }
+            Event::PrimaryCoordinator { member, address } => match address {
+                Some(a) => write!(f, "Primary/coordinator: {member}@{}", a.ip()),
+                None => write!(f, "Primary/coordinator: {member} (this member)"),
+            },
+            Event::BecameHot {
+                epoch,
+                reason,
+                previous,
+            } => {
+                write!(f, "became HOT (epoch {epoch}, {}", reason.as_str())?;
+                if let Some(p) = previous {
+                    write!(f, ", previous {p}")?;
+                }
+                f.write_str(")")
+            }
+            Event::Released { reason } => {
+                write!(f, "released the hot role ({})", reason.as_str())
+            }
+            Event::HotLost {
+                member, left: true, ..
+            } => write!(f, "hot member {member} left the group"),
+            Event::HotLost {
+                member, silent_for, ..
+            } => write!(
+                f,
+                "hot member {member} lost (silent for {} ms on every network)",
+                silent_for.as_millis()
+            ),
+            Event::MemberLost { member } => write!(f, "member {member} lost"),
+            Event::MemberJoined { member } => write!(f, "member {member} heard"),
+            Event::NetworkAnomaly { member, network } => {
+                write!(
+                    f,
+                    "network anomaly: {member} silent on network {network} only; no takeover"
+                )
+            }
+            Event::NetworkRecovered { member, network } => {
+                write!(
+                    f,
+                    "network recovered: {member} heard on network {network} again"
+                )
+            }
+            Event::Isolated => {
+                f.write_str("net check failed twice: isolated, going to CS (will not take over)")
+            }
+            Event::IsolationEnded => f.write_str("net check passes again: leaving CS"),
+            Event::SwitchoverStarted { target } => write!(f, "switchover to {target} started"),
+            Event::SwitchoverRejected { target, reason } => {
+                write!(f, "switchover to {target} rejected: {reason}")
+            }
+            Event::DuplicateMember { from } => {
+                write!(
+                    f,
+                    "another process at {from} sends as this member (two agents with one --member?)"
+                )
+            }
+            Event::Ignored { reason } => write!(f, "ignored a datagram ({reason})"),
+            Event::ClockGap { gap } => write!(
+                f,
+                "not run for {} ms, longer than the lease (frozen or starved)",
+                gap.as_millis()
+            ),
+        }
+    }
 }

@@ -14,7 +14,7 @@
 //!   on one network only → a network anomaly, never a takeover (one that recurs within a
 //!   minute of the last one on that member and network needs 4 timeouts of silence, at least
 //!   1 s: a lossy network is reported once a minute, not at every third lost heartbeat).
-//! - net check failing twice → CS: never hot; back to SBS when it passes again.
+//! - net check failing twice → CS (isolated): never hot; back to SBS when it passes again.
 //! - two hot members that hear each other: higher epoch stays, then priority, then name.
 //! - a hot member renews a lease every interval; if it could not (frozen process), it steps
 //!   down before doing anything else (self-fencing).
@@ -31,5 +31,5 @@ pub use io::{Destination, Event, HotReason, Input, Output, ReleaseReason};
 #[cfg(feature = "fault-injection")]
 pub use node::Fault;
 pub use node::Node;
-pub use params::{ANOMALY_HOLD_DOWN_WINDOW, Params, ParamsError};
+pub use params::{ANOMALY_HOLD_DOWN_WINDOW, MemberIndex, Params, ParamsError};
 pub use peers::{MAX_NETWORKS, Peer};

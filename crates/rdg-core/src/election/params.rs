@@ -3,6 +3,9 @@
 use crate::config::GroupConfig;
 use std::time::Duration;
 
+/// Position of a member in [`Params::names`] (and in every list parallel to it).
+pub type MemberIndex = usize;
+
 /// Resolved parameters of one member's state machine (config with defaults applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
@@ -12,8 +15,8 @@ pub struct Params {
     pub names: Vec<String>,
     /// Priorities, parallel to `names`.
     pub priorities: Vec<u16>,
-    /// Index of this member in `names`.
-    pub me: usize,
+    /// This member's position in `names`.
+    pub me: MemberIndex,
     /// Number of networks (1 or 2; 0 when standalone).
     pub networks: usize,
     /// Heartbeat period.
@@ -125,7 +128,7 @@ impl Params {
     }
 
     /// Index of member `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
+    pub fn index_of(&self, name: &str) -> Option<MemberIndex> {
         self.names.iter().position(|n| n == name)
     }
 }

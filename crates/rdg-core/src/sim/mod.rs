@@ -16,7 +16,7 @@ mod world;
 pub use demo::{DEMO_CONFIG, DEMO_KILL_AT, demo_scenario};
 pub use invariants::{Checker, Violation};
 pub use scenario::{Action, Scenario, ScenarioOptions, net_check_period};
-pub use world::{LogLine, World, describe};
+pub use world::{Happening, LogLine, World};
 
 use serde::Serialize;
 use std::time::Duration;

@@ -21,8 +21,21 @@ pub struct LogLine {
     pub at: Duration,
     /// Member concerned ("" for the world itself).
     pub member: String,
-    /// What happened.
+    /// What happened, in words.
     pub text: String,
+    /// What happened, for a reader that picks lines by kind.
+    pub what: Happening,
+}
+
+/// What a timeline line is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happening {
+    /// The scenario acted on the world (a fault, a start, a command).
+    Action(Action),
+    /// A member's node reported an event.
+    Event(Event),
+    /// A member stopped after a graceful shutdown.
+    Stopped,
 }
 
 #[derive(Debug, Clone)]
@@ -258,12 +271,13 @@ impl World {
         self.queue.insert((at, self.seq), ev);
     }
 
-    fn note(&mut self, m: Option<usize>, text: String) {
+    fn note(&mut self, m: Option<usize>, text: String, what: Happening) {
         if let Some(log) = &mut self.log {
             log.push(LogLine {
                 at: self.now,
                 member: m.map(|m| self.hosts[m].name.clone()).unwrap_or_default(),
                 text,
+                what,
             });
         }
     }
@@ -293,8 +307,10 @@ impl World {
     }
 
     fn act(&mut self, a: Action) {
-        let text = self.describe_action(&a);
-        self.note(None, text);
+        if self.log.is_some() {
+            let text = self.describe_action(&a);
+            self.note(None, text, Happening::Action(a.clone()));
+        }
         self.checker.on_action(self.now, &a, &self.hosts);
         match a {
             Action::Start(m) => {
@@ -511,7 +527,7 @@ impl World {
                 self.hosts[m].lease_until = lease_until.filter(|_| state == State::HS);
             }
             Output::Stopped => {
-                self.note(Some(m), "stopped".into());
+                self.note(Some(m), "stopped".into(), Happening::Stopped);
                 let h = &mut self.hosts[m];
                 h.node = None;
                 h.wake_at = None;
@@ -522,66 +538,9 @@ impl World {
                         .on_became_hot(self.now, m, *reason, &self.hosts);
                 }
                 if self.log.is_some() && !matches!(e, Event::Ignored { .. }) {
-                    self.note(Some(m), describe(&e));
+                    self.note(Some(m), e.to_string(), Happening::Event(e));
                 }
             }
         }
-    }
-}
-
-/// One readable line per event, in the words an operator would use.
-pub fn describe(e: &Event) -> String {
-    match e {
-        Event::StateChanged { from, to } => {
-            format!("{}/{} -> {}/{}", from.0, from.1, to.0, to.1)
-        }
-        Event::PrimaryCoordinator { member, address } => match address {
-            Some(a) => format!("Primary/coordinator: {member}@{}", a.ip()),
-            None => format!("Primary/coordinator: {member} (this member)"),
-        },
-        Event::BecameHot {
-            epoch,
-            reason,
-            previous,
-        } => format!(
-            "became HOT (epoch {epoch}, {}{})",
-            reason.as_str(),
-            previous
-                .as_ref()
-                .map(|p| format!(", previous {p}"))
-                .unwrap_or_default()
-        ),
-        Event::Released { reason } => format!("released the hot role ({})", reason.as_str()),
-        Event::HotLost {
-            member,
-            silent_for,
-            left,
-        } => {
-            if *left {
-                format!("hot member {member} left the group")
-            } else {
-                format!(
-                    "hot member {member} lost (silent for {} ms on every network)",
-                    silent_for.as_millis()
-                )
-            }
-        }
-        Event::MemberLost { member } => format!("member {member} lost"),
-        Event::MemberJoined { member } => format!("member {member} heard"),
-        Event::NetworkAnomaly { member, network } => {
-            format!("network anomaly: {member} silent on network {network} only")
-        }
-        Event::NetworkRecovered { member, network } => {
-            format!("network recovered: {member} heard on network {network} again")
-        }
-        Event::Crashed => "net check failed twice: CS (isolated)".into(),
-        Event::CrashRecovered => "net check passes again: leaving CS".into(),
-        Event::SwitchoverStarted { target } => format!("switchover to {target} started"),
-        Event::SwitchoverRejected { target, reason } => {
-            format!("switchover to {target} rejected: {reason}")
-        }
-        Event::DuplicateMember { from } => format!("another process uses this name at {from}"),
-        Event::Ignored { reason } => format!("ignored a datagram ({reason})"),
-        Event::ClockGap { gap } => format!("was not run for {} ms", gap.as_millis()),
     }
 }

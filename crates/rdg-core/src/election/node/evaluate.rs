@@ -4,6 +4,7 @@
 use super::{Fault, Node};
 use crate::election::ANOMALY_HOLD_DOWN_WINDOW;
 use crate::election::io::{Event, HotReason, Output, ReleaseReason};
+use crate::election::params::MemberIndex;
 use crate::election::peers::MAX_NETWORKS;
 use crate::{State, TemporalState};
 use std::cmp::Reverse;
@@ -22,7 +23,7 @@ impl Node {
         self.track_known_hot(now, out);
     }
 
-    pub(super) fn rank(&self, i: usize) -> (u64, u16, Reverse<&str>) {
+    pub(super) fn rank(&self, i: MemberIndex) -> (u64, u16, Reverse<&str>) {
         let epoch = if i == self.p.me {
             self.hot_epoch
         } else {
@@ -39,7 +40,7 @@ impl Node {
     /// member — heard by another member within the timeout (see `Node::take_hearsay`): with
     /// 20 % loss both networks drop three heartbeats in a row a few times an hour per
     /// standby, and a takeover from a live hot member would follow.
-    pub(super) fn alive(&self, i: usize, now: Duration) -> bool {
+    pub(super) fn alive(&self, i: MemberIndex, now: Duration) -> bool {
         let peer = &self.peers[i];
         if self.faulty(Fault::SingleNetworkLiveness) {
             return peer.alive_on(0, now, self.p.timeout);
@@ -49,7 +50,7 @@ impl Node {
     }
 
     /// The best-ranked other member that is alive and hot.
-    pub(super) fn hot_peer(&self, now: Duration) -> Option<usize> {
+    pub(super) fn hot_peer(&self, now: Duration) -> Option<MemberIndex> {
         (0..self.peers.len())
             .filter(|&i| i != self.p.me && self.peers[i].state == State::HS && self.alive(i, now))
             .max_by(|&a, &b| self.rank(a).cmp(&self.rank(b)))
@@ -66,7 +67,12 @@ impl Node {
         priority_ok && self.net_ok() && matches!(self.state, State::SS | State::SBS)
     }
 
-    pub(super) fn peer_candidate(&self, i: usize, now: Duration, include_starting: bool) -> bool {
+    pub(super) fn peer_candidate(
+        &self,
+        i: MemberIndex,
+        now: Duration,
+        include_starting: bool,
+    ) -> bool {
         let peer = &self.peers[i];
         let ready = match peer.state {
             State::SBS => true,
@@ -148,11 +154,11 @@ impl Node {
             TemporalState::Election if !expired => return,
             TemporalState::WaitingReadyHot if !expired && self.hand_over_pending(now) => return,
             TemporalState::HotOrSbsToSbsWaitForHot => {
-                if let Some((t, _)) = self.handover {
-                    if !expired && self.alive(t, now) {
+                if let Some(to) = self.handover {
+                    if !expired && self.alive(to.member, now) {
                         return;
                     }
-                    self.passed_over.push(t);
+                    self.passed_over.push(to.member);
                     self.handover = None;
                 }
             }
@@ -193,13 +199,13 @@ impl Node {
     pub(super) fn decide(&mut self, now: Duration, out: &mut Vec<Output>) {
         let electing = self.state == State::SS && self.temporal == TemporalState::Election;
         let me = self.p.me;
-        let mut candidates: Vec<usize> = (0..self.peers.len())
+        let mut candidates: Vec<MemberIndex> = (0..self.peers.len())
             .filter(|&i| i != me && self.peer_candidate(i, now, electing))
             .collect();
         if self.eligible(false) {
             candidates.push(me);
         }
-        let key = |i: &usize| (self.p.priorities[*i], Reverse(self.p.names[*i].as_str()));
+        let key = |i: &MemberIndex| (self.p.priorities[*i], Reverse(self.p.names[*i].as_str()));
         let best = candidates.iter().copied().max_by_key(key);
         match best {
             Some(b) if b == me && !electing && self.unheard_since_eligible(now) => {

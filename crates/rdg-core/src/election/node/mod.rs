@@ -3,7 +3,7 @@
 //! or reordered datagram can delay a decision but never leave the member in a wrong state.
 
 use super::io::{Destination, Event, HotReason, Input, Output, ReleaseReason};
-use super::params::Params;
+use super::params::{MemberIndex, Params};
 use super::peers::{MAX_NETWORKS, Peer};
 
 mod evaluate;
@@ -13,6 +13,7 @@ use crate::{State, TemporalState};
 use std::cmp::Reverse;
 use std::net::SocketAddr;
 use std::time::Duration;
+use switchover::{HandoverFrom, HandoverTo};
 
 /// A rule the simulator's tests may break on purpose, to prove the invariants catch it.
 #[cfg(feature = "fault-injection")]
@@ -52,20 +53,22 @@ pub struct Node {
     /// have taken over while this one was not eligible.
     net_ok_since: Option<Duration>,
     lease_until: Option<Duration>,
+    /// The (state, epoch) of the last role output: a standby that learns a new epoch without
+    /// changing state emits the role again, so the role file shows who took over.
+    role_out: Option<(State, u64)>,
     last_now: Option<Duration>,
     /// The hot member this member believes in (itself included), for change events.
-    known_hot: Option<usize>,
+    known_hot: Option<MemberIndex>,
     /// The last hot member that was lost or left (named as `previous` by the next takeover).
-    lost_hot: Option<usize>,
+    lost_hot: Option<MemberIndex>,
     /// Better candidates this standby waits for (iWaitingHot).
-    awaiting: Vec<usize>,
+    awaiting: Vec<MemberIndex>,
     /// Candidates that had their chance and did not become hot; skipped until a hot member shows.
-    passed_over: Vec<usize>,
+    passed_over: Vec<MemberIndex>,
     /// The member this one handed over to (iHotOrSBSToSBS_WaitForHot).
-    handover: Option<(usize, bool)>,
-    /// The hot member (and its incarnation) asked to hand over to this one (iWaitingReadyHot).
-    /// Once it is gone — lost, restarted, isolated — there is nothing to wait for.
-    ready_from: Option<(usize, u64)>,
+    handover: Option<HandoverTo>,
+    /// The hot member asked to hand over to this one (iWaitingReadyHot).
+    ready_from: Option<HandoverFrom>,
     /// When this member stepped down into iHotOrSBSToSBS_WaitAnsConn.
     stepped_down_at: Duration,
     preempt_since: Option<Duration>,
@@ -101,6 +104,7 @@ impl Node {
             net_last: None,
             net_ok_since: None,
             lease_until: None,
+            role_out: None,
             last_now: None,
             known_hot: None,
             lost_hot: None,
@@ -260,8 +264,9 @@ impl Node {
         }
         if !self.started {
             self.started = true;
-            self.emit_role(&mut out);
-            if self.state == State::HS {
+            let standalone_hot = self.state == State::HS;
+            self.emit_role(standalone_hot.then_some(HotReason::Standalone), &mut out);
+            if standalone_hot {
                 self.lease_until = Some(now + self.p.lease());
                 out.push(Output::Event(Event::BecameHot {
                     epoch: self.hot_epoch,
@@ -293,6 +298,9 @@ impl Node {
             self.evaluate(now, &mut out);
         }
         self.heartbeat(now, &mut out);
+        if self.state != State::HS && self.role_out != Some((self.state, self.epoch())) {
+            self.emit_role(None, &mut out);
+        }
         out
     }
 
@@ -351,12 +359,12 @@ impl Node {
         };
         if self.state == State::HS {
             self.lease_until = Some(now + self.p.lease());
-            self.emit_role(out);
+            self.emit_role(None, out);
         }
         let (hot, flags) = match (self.temporal, self.handover) {
-            (TemporalState::HotOrSbsToSbsWaitForHot, Some((t, manual))) => (
-                self.p.names[t].clone(),
-                Flags::HANDOVER.with(Flags::MANUAL, manual),
+            (TemporalState::HotOrSbsToSbsWaitForHot, Some(to)) => (
+                self.p.names[to.member].clone(),
+                Flags::HANDOVER.with(Flags::MANUAL, to.manual),
             ),
             _ => (self.hot().unwrap_or_default().to_string(), Flags::default()),
         };
@@ -503,7 +511,7 @@ impl Node {
         now: Duration,
         n: usize,
         from: SocketAddr,
-        i: usize,
+        i: MemberIndex,
         m: &Message,
         out: &mut Vec<Output>,
     ) -> bool {
@@ -524,7 +532,7 @@ impl Node {
     /// that member is alive even when its own heartbeats to us were lost. The evidence is
     /// never fresher than the truth (the age is rounded down and counted from our receive
     /// time), so a standby still declares a dead member lost no earlier than its lease ends.
-    fn take_hearsay(&mut self, now: Duration, i: usize, m: &Message) {
+    fn take_hearsay(&mut self, now: Duration, i: MemberIndex, m: &Message) {
         let (Some(ago), Some(h)) = (m.hot_heard_ago, self.p.index_of(&m.hot)) else {
             return;
         };
@@ -538,7 +546,7 @@ impl Node {
         }
     }
 
-    fn on_leaving(&mut self, now: Duration, i: usize, m: &Message) {
+    fn on_leaving(&mut self, now: Duration, i: MemberIndex, m: &Message) {
         self.peers[i].left = true;
         if m.hot.is_empty() || m.state != State::SBS || self.known_hot != Some(i) {
             return;
@@ -570,7 +578,7 @@ impl Node {
             self.net_failures = 0;
             if self.state == State::CS {
                 self.set_state(State::SBS, TemporalState::None, None, out);
-                out.push(Output::Event(Event::CrashRecovered));
+                out.push(Output::Event(Event::IsolationEnded));
             }
             return;
         }
@@ -587,11 +595,11 @@ impl Node {
                     None,
                     out,
                 );
-                out.push(Output::Event(Event::Crashed));
+                out.push(Output::Event(Event::Isolated));
             }
             State::SBS | State::SS => {
                 self.set_state(State::CS, TemporalState::None, None, out);
-                out.push(Output::Event(Event::Crashed));
+                out.push(Output::Event(Event::Isolated));
             }
             State::CS | State::FS | State::TS => {}
         }
@@ -613,10 +621,11 @@ impl Node {
         self.passed_over.clear();
         self.handover = None;
         self.preempt_since = None;
-        self.set_state(
+        self.transition(
             State::HS,
             TemporalState::StartingKernelToHot,
             Some(now + self.p.starting_to_hot),
+            Some(reason),
             out,
         );
         out.push(Output::Event(Event::BecameHot {
@@ -649,6 +658,19 @@ impl Node {
         deadline: Option<Duration>,
         out: &mut Vec<Output>,
     ) {
+        self.transition(state, temporal, deadline, None, out);
+    }
+
+    /// Moves to `(state, temporal)`; a change of state rewrites the role, carrying
+    /// `became_hot` when this is the move into HS.
+    fn transition(
+        &mut self,
+        state: State,
+        temporal: TemporalState,
+        deadline: Option<Duration>,
+        became_hot: Option<HotReason>,
+        out: &mut Vec<Output>,
+    ) {
         let from = (self.state, self.temporal);
         self.deadline = deadline;
         if from == (state, temporal) {
@@ -664,16 +686,18 @@ impl Node {
             to: (state, temporal),
         }));
         if from.0 != state {
-            self.emit_role(out);
+            self.emit_role(became_hot, out);
         }
         self.announce = true;
     }
 
-    fn emit_role(&self, out: &mut Vec<Output>) {
+    fn emit_role(&mut self, became_hot: Option<HotReason>, out: &mut Vec<Output>) {
+        self.role_out = Some((self.state, self.epoch()));
         out.push(Output::Role {
             state: self.state,
             epoch: self.epoch(),
             lease_until: self.lease_until.filter(|_| self.state == State::HS),
+            became_hot,
         });
     }
 

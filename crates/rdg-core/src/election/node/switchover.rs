@@ -4,9 +4,30 @@
 
 use super::Node;
 use crate::election::io::{Event, HotReason, Output, ReleaseReason};
+use crate::election::params::MemberIndex;
 use crate::wire::{Flags, Message, MessageType};
 use crate::{State, TemporalState};
 use std::time::Duration;
+
+/// The member a hot member handed over to, while it waits for it to take over
+/// (iHotOrSBSToSBS_WaitForHot); its heartbeats name that member with the hand-over flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HandoverTo {
+    /// The member that should become hot.
+    pub member: MemberIndex,
+    /// Asked for by an operator (priority 0 allowed), not by preemption.
+    pub manual: bool,
+}
+
+/// The hot member a standby asked to hand over to it (iWaitingReadyHot), as the process it
+/// was then: once it is lost, restarted or isolated there is nothing left to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HandoverFrom {
+    /// The hot member asked.
+    pub member: MemberIndex,
+    /// Its incarnation when asked.
+    pub incarnation: u64,
+}
 
 impl Node {
     pub(super) fn on_switchover_command(
@@ -47,7 +68,7 @@ impl Node {
             self.become_hot(now, HotReason::Handover, out);
             return;
         }
-        self.ready_from = self.hot_peer(now).map(|h| (h, self.peers[h].incarnation));
+        self.ready_from = self.hot_peer(now).map(|h| self.handover_from(h));
         self.set_state(
             State::SBS,
             TemporalState::WaitingReadyHot,
@@ -61,14 +82,21 @@ impl Node {
     /// (it released and its ack is on the way). Not when it died, restarted or went CS: then
     /// this member decides at once instead of waiting out `timeouts.waitingReadyHot`.
     pub(super) fn hand_over_pending(&self, now: Duration) -> bool {
-        let Some((h, incarnation)) = self.ready_from else {
+        let Some(from) = self.ready_from else {
             return true;
         };
-        let peer = &self.peers[h];
+        let peer = &self.peers[from.member];
         !peer.left
-            && peer.incarnation == incarnation
+            && peer.incarnation == from.incarnation
             && peer.state == State::SBS
-            && self.alive(h, now)
+            && self.alive(from.member, now)
+    }
+
+    fn handover_from(&self, member: MemberIndex) -> HandoverFrom {
+        HandoverFrom {
+            member,
+            incarnation: self.peers[member].incarnation,
+        }
     }
 
     pub(super) fn on_switchover_request(
@@ -86,7 +114,7 @@ impl Node {
         }
         match self.check_target(now, &m.hot, manual) {
             Ok(t) => {
-                self.handover = Some((t, manual));
+                self.handover = Some(HandoverTo { member: t, manual });
                 self.release(
                     ReleaseReason::Handover {
                         target: m.hot.clone(),
@@ -117,7 +145,7 @@ impl Node {
         now: Duration,
         target: &str,
         manual: bool,
-    ) -> Result<usize, String> {
+    ) -> Result<MemberIndex, String> {
         let t = self
             .p
             .index_of(target)
@@ -172,7 +200,12 @@ impl Node {
         }
     }
 
-    pub(super) fn consider_preempt(&mut self, now: Duration, h: usize, out: &mut Vec<Output>) {
+    pub(super) fn consider_preempt(
+        &mut self,
+        now: Duration,
+        h: MemberIndex,
+        out: &mut Vec<Output>,
+    ) {
         let me = self.p.me;
         let better = self.p.priorities[me] > self.p.priorities[h];
         if !self.p.preempt
@@ -187,7 +220,7 @@ impl Node {
         let since = *self.preempt_since.get_or_insert(now);
         if now >= since + self.p.preempt_delay {
             self.preempt_since = None;
-            self.ready_from = Some((h, self.peers[h].incarnation));
+            self.ready_from = Some(self.handover_from(h));
             self.set_state(
                 State::SBS,
                 TemporalState::WaitingReadyHot,
