@@ -15,11 +15,12 @@
 use crate::metrics::{Metrics, ResultLabels};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use rdg_core::config::GroupConfig;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Echo slots per round: while no target has answered, every target gets a new echo each
 /// `timeout / ECHO_SLOTS`. One echo per round made a single target with 5 % loss fail two
@@ -131,13 +132,31 @@ impl NetChecker {
         false
     }
 
-    /// Runs rounds forever, sending each verdict to `tx`; a round starts every `period`.
-    pub async fn run(self, period: Duration, tx: mpsc::Sender<bool>, metrics: Arc<Metrics>) {
+    /// Runs rounds until the agent goes away, sending each verdict to `tx`: a round every
+    /// `pace.calm`, every `pace.urgent` while `urgent` holds, and one at once when it turns
+    /// urgent (the first round starts at once too).
+    pub async fn run(
+        self,
+        pace: Pace,
+        mut urgent: watch::Receiver<bool>,
+        tx: mpsc::Sender<bool>,
+        metrics: Arc<Metrics>,
+    ) {
         let mut seq: u16 = 0;
-        let mut tick = tokio::time::interval(period.max(self.timeout));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                changed = urgent.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if !*urgent.borrow_and_update() {
+                        continue;
+                    }
+                }
+            }
+            let started = tokio::time::Instant::now();
             seq = seq.wrapping_add(1);
             let ok = self.round(seq).await;
             let result = if ok { "ok" } else { "failed" };
@@ -150,6 +169,32 @@ impl NetChecker {
             if tx.send(ok).await.is_err() {
                 return;
             }
+            let period = if *urgent.borrow() {
+                pace.urgent
+            } else {
+                pace.calm
+            };
+            next = (started + period).max(tokio::time::Instant::now());
+        }
+    }
+}
+
+/// How often net-check rounds start (see `GroupConfig::net_check_period` and
+/// `rdg_core::election::Node::net_check_urgent` for why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// While every other member is heard on every network.
+    pub calm: Duration,
+    /// While another member has gone quiet: a takeover or this member's isolation may follow.
+    pub urgent: Duration,
+}
+
+impl Pace {
+    /// The pace of group `cfg`.
+    pub fn of(cfg: &GroupConfig) -> Pace {
+        Pace {
+            calm: cfg.net_check_period(),
+            urgent: cfg.net_check_urgent_period(),
         }
     }
 }

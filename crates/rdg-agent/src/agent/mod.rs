@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// How one agent runs.
 #[derive(Debug, Clone)]
@@ -133,6 +133,8 @@ struct Agent {
     vip_attempt: Duration,
     /// When the VIPs were last announced (for `garp.refresh`).
     vip_refresh: Duration,
+    /// Tells the net check its pace (`Node::net_check_urgent`).
+    net_urgent: watch::Sender<bool>,
     /// When and why this member last became hot (`lastBecameHot` in `/status`).
     hot_history: HotHistory,
 }
@@ -245,6 +247,10 @@ impl Agent {
     /// Feeds one input and carries out every output, in order.
     async fn step(&mut self, now: Duration, input: Input) {
         let outputs = self.node.handle(now, input);
+        let urgent = self.node.net_check_urgent(now);
+        if *self.net_urgent.borrow() != urgent {
+            self.net_urgent.send_replace(urgent);
+        }
         for out in outputs {
             match out {
                 Output::Send {

@@ -6,7 +6,7 @@ use super::{Agent, AgentError, AgentOptions, Inputs};
 use crate::auth::load_key;
 use crate::clock::monotonic;
 use crate::metrics::Metrics;
-use crate::net_check::NetChecker;
+use crate::net_check::{NetChecker, Pace};
 use crate::notify::Notifier;
 use crate::role_file::{RoleFileError, RoleRecord};
 use crate::role_writer::RoleWriter;
@@ -19,7 +19,7 @@ use rdg_core::wire::ReplayGuard;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Opens everything one member needs, writes its first role file (SS) and takes the node's
 /// first step; the agent is then ready for its loop.
@@ -46,10 +46,11 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
     // The net check first: without CAP_NET_RAW its error is the one that says what the member
     // could not do (never take over safely), and names the capability.
     let (net_tx, net) = mpsc::channel::<bool>(4);
+    let (net_urgent, urgent_rx) = watch::channel(false);
     if !standalone && !cfg.net_check.targets.is_empty() {
         let checker = NetChecker::open(cfg.net_check.targets.clone(), cfg.net_check.timeout.get())?;
-        let period = cfg.net_check.timeout.get().max(params.interval);
-        tokio::spawn(checker.run(period, net_tx, Arc::clone(&metrics)));
+        let pace = Pace::of(cfg);
+        tokio::spawn(checker.run(pace, urgent_rx, net_tx, Arc::clone(&metrics)));
     }
     let vips = if standalone {
         None
@@ -97,6 +98,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         vip_attempt: Duration::ZERO,
         vip_refresh: Duration::ZERO,
         hot_history: HotHistory::default(),
+        net_urgent,
     };
     if let Some(v) = agent.vips.as_mut() {
         v.remove_leftovers().await;
