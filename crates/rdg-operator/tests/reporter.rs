@@ -10,6 +10,7 @@ use kube::client::Body;
 use rdg_agent::status::StatusReport;
 use rdg_operator::reporter::run::run;
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, Tuning};
+use rdg_operator::retry::Backoff;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -247,8 +248,10 @@ impl Harness {
                 agent_timeout: Duration::from_secs(2),
                 min_write_gap: Duration::from_millis(10),
                 refresh: Duration::from_secs(3600),
-                backoff_start: Duration::from_millis(40),
-                backoff_max: Duration::from_millis(320),
+                backoff: Backoff {
+                    start: Duration::from_millis(40),
+                    max: Duration::from_millis(320),
+                },
                 log_quiet: Duration::from_secs(30),
                 group_poll: Duration::from_millis(30),
             },
