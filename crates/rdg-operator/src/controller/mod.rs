@@ -134,7 +134,7 @@ impl Context {
     /// Counts a failed reconcile of `group`; returns its consecutive failures.
     fn note_failure(&self, group: &RedundantGroup) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(key(group)).or_insert(0);
+        let n = failures.entry(group.key()).or_insert(0);
         *n = n.saturating_add(1);
         *n
     }
@@ -144,7 +144,7 @@ impl Context {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&key(group));
+            .remove(&group.key());
     }
 }
 
@@ -247,17 +247,12 @@ pub async fn run(
     }
 }
 
-/// `namespace/name` of a group, as the failure counts and logs name it.
-fn key(g: &RedundantGroup) -> String {
-    format!("{}/{}", g.namespace().unwrap_or_default(), g.name_any())
-}
-
 /// Back-off after a failed reconcile: [`Backoff::RECONCILE`] by consecutive failures.
 pub fn error_policy(group: Arc<RedundantGroup>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.note_failure(&group);
     let delay = Backoff::RECONCILE.delay(failures.into());
     ctx.metrics.failure();
-    tracing::warn!(group = %key(&group), error = %error, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(group = %group.key(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -273,6 +268,15 @@ pub async fn reconcile(group: Arc<RedundantGroup>, ctx: Arc<Context>) -> Result<
 }
 
 impl RedundantGroup {
+    /// `namespace/name`, as the failure counts and logs name the group.
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.namespace().unwrap_or_default(),
+            self.name_any()
+        )
+    }
+
     /// One reconcile: its steps in order.
     async fn reconcile(&self, ctx: &Context) -> Result<Action, Error> {
         let ns = self
@@ -296,15 +300,16 @@ impl RedundantGroup {
         self.apply_service(ctx, &ns).await?;
         let pods = self.member_pods(ctx, &ns).await?;
         let agg = aggregate(&self.spec, &previous, &pods.by_member, &[], &now);
-        let mut switchover = self
+        let switchover = self
             .take_up_switchover(ctx, &ns, &previous, &agg, &now)
             .await?;
         let pending = switchover::is_pending(switchover.as_ref());
         let hash = pods_hash(self, &rendered, &ctx.defaults);
         let plan = self.plan_rollout(&pods, &hash, &previous, &agg, pending);
-        if let Some(to) = &plan.switchover {
-            switchover = Some(request(to, "rollout", None, &now));
-        }
+        let switchover = match &plan.switchover {
+            Some(to) => Some(request(to, "rollout", None, &now)),
+            None => switchover,
+        };
         self.carry_out(ctx, &ns, &plan, &rendered, &hash).await?;
         self.announce(ctx, &previous, &agg, switchover.as_ref())
             .await;
