@@ -7,6 +7,8 @@ pub mod aggregate;
 pub mod children;
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "testing")]
+pub mod fake_api;
 pub mod http;
 pub mod metrics;
 pub mod render;

@@ -297,6 +297,16 @@ impl RedundantGroup {
     pub fn member_entry_patch(name: &str, entry: &crate::status::MemberEntry) -> serde_json::Value {
         RedundantGroup::status_patch(name, serde_json::json!({"members": [entry]}))
     }
+
+    /// Whether the group is `obj`'s controller (its owner reference with `controller: true`).
+    pub fn controls<K: kube::Resource>(&self, obj: &K) -> bool {
+        use kube::{Resource, ResourceExt};
+        let Some(uid) = self.uid() else { return false };
+        let kind = RedundantGroup::kind(&());
+        obj.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == kind)
+    }
 }
 
 impl RedundantGroupSpec {

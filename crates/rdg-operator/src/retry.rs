@@ -1,38 +1,73 @@
-//! Retrying calls to the API server: exponential back-off with a short cap, so the status is
-//! right within seconds of the server coming back, and a log that says the first failure, then
-//! at most one line per quiet period, then the recovery, so an outage of hours writes a few
-//! dozen lines rather than one per attempt.
+//! Retrying calls to the API server: one exponential [`Backoff`] (the controller's watches and
+//! failed reconciles and the reporter's writes each have their numbers), and [`Retry`], whose
+//! log says the first failure, then at most one line per quiet period, then the recovery, so
+//! an outage of hours writes a few dozen lines rather than one per attempt.
 
 use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::ExponentialBackoff;
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-/// First retry delay of a watch; doubles per failure up to [`WATCH_BACKOFF_MAX`].
-pub const WATCH_BACKOFF_START: Duration = Duration::from_millis(250);
-/// Longest retry delay of a watch before jitter (which adds up to as much again): a request
-/// or two a second against a down server.
-pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Exponential back-off: `start` after the first failure, doubling per consecutive failure
+/// up to `max` (`start` is at most `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub start: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
 
-/// The back-off of the controller's watches and triggers (kube's default waits up to 30 s plus
-/// jitter, which would leave the status stale that long after an API-server restart).
+impl Backoff {
+    /// The controller's watches and triggers: a request or two a second against a down server
+    /// (kube's default waits up to 30 s, which would leave the status stale that long after an
+    /// API-server restart).
+    pub const WATCH: Backoff = Backoff {
+        start: Duration::from_millis(250),
+        max: Duration::from_secs(1),
+    };
+
+    /// A failed reconcile of one group: 1 s, doubling to 256 s.
+    pub const RECONCILE: Backoff = Backoff {
+        start: Duration::from_secs(1),
+        max: Duration::from_secs(256),
+    };
+
+    /// The reporter's API calls: short, so the status is right soon after a server returns.
+    pub const REPORTER: Backoff = Backoff {
+        start: Duration::from_millis(500),
+        max: Duration::from_secs(2),
+    };
+
+    /// The delay after `failures` consecutive failures (the first waits `start`).
+    pub fn delay(&self, failures: u64) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31) as u32;
+        self.start.saturating_mul(1 << doublings).min(self.max)
+    }
+
+    /// This back-off as kube's watch back-off: jitter adds up to as much again to each delay,
+    /// and 60 s without a failure start it over.
+    pub fn with_jitter(&self) -> ResetTimerBackoff<ExponentialBackoff> {
+        let builder = backon::ExponentialBuilder::default()
+            .with_min_delay(self.start)
+            .with_max_delay(self.max)
+            .with_factor(2.0)
+            .without_max_times()
+            .with_jitter();
+        ResetTimerBackoff::new(ExponentialBackoff::from(builder), Duration::from_secs(60))
+    }
+}
+
+/// The back-off of the controller's watches and triggers: [`Backoff::WATCH`] with jitter.
 pub fn watch_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
-    let builder = backon::ExponentialBuilder::default()
-        .with_min_delay(WATCH_BACKOFF_START)
-        .with_max_delay(WATCH_BACKOFF_MAX)
-        .with_factor(2.0)
-        .without_max_times()
-        .with_jitter();
-    ResetTimerBackoff::new(ExponentialBackoff::from(builder), Duration::from_secs(60))
+    Backoff::WATCH.with_jitter()
 }
 
 /// Back-off and rate-limited logging of one kind of call.
 #[derive(Debug)]
 pub struct Retry {
     what: String,
-    start: Duration,
-    max: Duration,
-    next: Duration,
+    backoff: Backoff,
     /// Least time between two failure lines.
     quiet: Duration,
     /// Failures since the last success.
@@ -56,14 +91,12 @@ pub enum Say {
 }
 
 impl Retry {
-    /// Retries of `what` (e.g. `write the member status`): delays from `start` doubling to
-    /// `max`, at most one failure line per `quiet`.
-    pub fn new(what: impl Into<String>, start: Duration, max: Duration, quiet: Duration) -> Retry {
+    /// Retries of `what` (e.g. `write the member status`) with `backoff`, at most one failure
+    /// line per `quiet`.
+    pub fn new(what: impl Into<String>, backoff: Backoff, quiet: Duration) -> Retry {
         Retry {
             what: what.into(),
-            start,
-            max,
-            next: start,
+            backoff,
             quiet,
             failures: 0,
             unlogged: 0,
@@ -73,9 +106,8 @@ impl Retry {
 
     /// A failure at `now`: the delay before the next attempt, and whether to log it.
     pub fn fail_at(&mut self, now: Instant) -> (Duration, Say) {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
         self.failures += 1;
+        let delay = self.backoff.delay(self.failures);
         let due = self
             .last_logged
             .is_none_or(|t| now.saturating_duration_since(t) >= self.quiet);
@@ -115,7 +147,6 @@ impl Retry {
         if ended > 0 {
             tracing::info!(failures = ended, "can {} again", self.what);
         }
-        self.next = self.start;
         self.failures = 0;
         self.unlogged = 0;
         self.last_logged = None;
@@ -130,7 +161,11 @@ mod tests {
     #[test]
     fn delays_double_to_the_cap_and_reset_on_success() {
         let ms = Duration::from_millis;
-        let mut r = Retry::new("x", ms(500), ms(2000), Duration::from_secs(30));
+        let backoff = Backoff {
+            start: ms(500),
+            max: ms(2000),
+        };
+        let mut r = Retry::new("x", backoff, Duration::from_secs(30));
         let t = Instant::now();
         let delays: Vec<Duration> = (0..5).map(|_| r.fail_at(t).0).collect();
         assert_eq!(delays, [ms(500), ms(1000), ms(2000), ms(2000), ms(2000)]);
@@ -139,13 +174,17 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_reconcile_waits_one_second_doubling_to_256() {
+        let secs: Vec<u64> = [1, 2, 3, 8, 9, 10, 1000, u64::MAX]
+            .iter()
+            .map(|&n| Backoff::RECONCILE.delay(n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 128, 256, 256, 256, 256]);
+    }
+
+    #[test]
     fn failures_are_logged_once_per_quiet_period_with_the_count_between() {
-        let mut r = Retry::new(
-            "x",
-            Duration::from_millis(500),
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-        );
+        let mut r = Retry::new("x", Backoff::REPORTER, Duration::from_secs(30));
         let t0 = Instant::now();
         let says: Vec<Say> = (0..40)
             .map(|i| r.fail_at(t0 + Duration::from_secs(i * 2)).1)

@@ -1,24 +1,23 @@
-//! Reconcile tests against kube's tower-test mock API server (the controller-rs pattern). A
-//! small fake API server answers every request like the real one would (echoing applied and
-//! created objects, listing the scenario's pods) and records it; each test then asserts the
-//! exact requests one reconcile made: method, path, field manager and body.
+//! Reconcile tests against the fake API server (`fake_api`, the controller-rs pattern): it
+//! answers every request like the real one would (echoing applied and created objects,
+//! listing the scenario's pods) and records it; each test then asserts the exact requests one
+//! reconcile made: method, path, field manager and body.
 
-use http::{Request, Response};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodCondition, PodStatus, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use kube::client::Body;
 use kube::runtime::events::Reporter;
 use kube::runtime::{reflector, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Resource, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{HASH_ANNOTATION, PodDefaults, pod_name};
 use rdg_operator::controller::{Caches, Context, reconcile};
+use rdg_operator::fake_api::{self, Call, FakeApiServer, Reply};
 use rdg_operator::status::{
     Failover, MemberEntry, Phase, RedundantGroupStatus, SwitchoverPhase, SwitchoverStatus,
 };
 use rdg_operator::{RedundantGroup, RedundantGroupSpec};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const NOW: &str = "2026-11-23T10:00:00Z";
 
@@ -34,33 +33,10 @@ fn at_micro(s: &str) -> MicroTime {
     MicroTime(s.parse().unwrap())
 }
 
-/// One request the controller made.
-#[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-impl Call {
-    fn is(&self, method: &str, path: &str) -> bool {
-        self.method == method && self.path == path
-    }
-    fn manager(&self) -> Option<String> {
-        self.query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("fieldManager="))
-            .map(str::to_string)
-    }
-}
-
-/// The fake API server: the scenario's pods and Services, and every request received.
-#[derive(Default)]
+/// What the fake API server serves: the scenario's pods and Services.
 struct World {
     pods: Vec<Pod>,
     services: Vec<Service>,
-    calls: Vec<Call>,
 }
 
 fn spec(members: &[(&str, u16)]) -> RedundantGroupSpec {
@@ -135,45 +111,30 @@ fn desired_hash(g: &RedundantGroup) -> String {
     rdg_operator::children::pods_hash(g, &rendered, &defaults())
 }
 
-fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
-    let w = world.lock().unwrap();
+fn respond(w: &mut World, call: &Call) -> Reply {
     let m = call.method.as_str();
-    if m == "GET" && call.path == "/api/v1/namespaces/broadcast/pods" {
+    if m == "GET" && call.path == PODS {
         let items: Vec<Value> = w
             .pods
             .iter()
             .map(|p| serde_json::to_value(p).unwrap())
             .collect();
-        return (
-            200,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
-        );
+        return fake_api::list("PodList", items);
     }
-    let not_found = || {
-        (
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-        )
-    };
     if let Some(name) = call.path.strip_prefix(&format!("{SERVICES}/"))
         && (m == "GET" || m == "DELETE")
     {
         return match w.services.iter().find(|s| s.name_any() == name) {
             Some(s) => (200, serde_json::to_value(s).unwrap()),
-            None => not_found(),
+            None => fake_api::not_found(),
         };
     }
     if m == "DELETE" {
         let name = call.path.rsplit('/').next().unwrap();
         return match w.pods.iter().find(|p| p.name_any() == name) {
             Some(p) => (200, serde_json::to_value(p).unwrap()),
-            None => not_found(),
+            None => fake_api::not_found(),
         };
-    }
-    // PATCH (apply, merge) and POST (create): answer with the object, as the server does.
-    let mut body = call.body.clone();
-    if body.get("metadata").is_none() {
-        body["metadata"] = json!({});
     }
     if call.path == GROUP {
         // A merge patch of the group's metadata: the stored object, annotation gone.
@@ -182,9 +143,11 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
             serde_json::to_value(group(spec(&[("a", 100), ("b", 50)]), None)).unwrap(),
         );
     }
+    // PATCH (apply, merge) and POST (create): answer with the object, as the server does.
+    let (code, mut body) = fake_api::echo(call);
     if call.path.contains("redundantgroups") {
-        body["apiVersion"] = json!("rdg.infocast.io/v1alpha1");
-        body["kind"] = json!("RedundantGroup");
+        body["apiVersion"] = json!(RedundantGroup::api_version(&()));
+        body["kind"] = json!(RedundantGroup::kind(&()));
         body["metadata"]["name"] = json!("infocast");
         body["metadata"]["namespace"] = json!("broadcast");
         body["spec"] = serde_json::to_value(spec(&[("a", 100)])).unwrap();
@@ -193,7 +156,7 @@ fn respond(world: &Mutex<World>, call: &Call) -> (u16, Value) {
         body["metadata"]["name"] = json!("infocast.1");
         body["metadata"]["namespace"] = json!("broadcast");
     }
-    (if m == "POST" { 201 } else { 200 }, body)
+    (code, body)
 }
 
 /// The controller's caches of the group's children: none (a context used outside `run`: it
@@ -259,39 +222,7 @@ async fn reconcile_with(
     cache: Cache,
 ) -> Vec<Call> {
     let cached_pods = pods.clone();
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let world = Arc::new(Mutex::new(World {
-        pods,
-        services,
-        calls: Vec::new(),
-    }));
-    let server_world = Arc::clone(&world);
-    let server = tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (parts, body) = req.into_parts();
-            let bytes = body.collect_bytes().await.unwrap();
-            let body = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-            };
-            let call = Call {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_string(),
-                query: parts.uri.query().unwrap_or("").to_string(),
-                body,
-            };
-            let (code, answer) = respond(&server_world, &call);
-            server_world.lock().unwrap().calls.push(call);
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-    });
-    let client = Client::new(service, "default");
+    let (client, server) = FakeApiServer::start(World { pods, services }, respond);
     let reporter = Reporter {
         controller: "rdg-controller".into(),
         instance: Some("rdg-controller-0".into()),
@@ -343,8 +274,7 @@ async fn reconcile_with(
         .await
         .expect("reconcile succeeds");
     drop(writers);
-    server.abort();
-    std::mem::take(&mut world.lock().unwrap().calls)
+    server.take_calls()
 }
 
 fn paths(calls: &[Call]) -> Vec<String> {
@@ -386,7 +316,7 @@ fn status_body(calls: &[Call]) -> Value {
         .iter()
         .find(|c| c.is("PATCH", STATUS))
         .unwrap_or_else(|| panic!("no status write in {:?}", paths(calls)));
-    assert_eq!(c.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(c.field_manager(), Some("rdg-controller"));
     assert!(c.query.contains("force=true"), "{}", c.query);
     c.body["status"].clone()
 }
@@ -415,7 +345,7 @@ async fn a_new_group_gets_its_config_map_one_pod_per_member_and_a_status() {
         ]
     );
     let cm = &calls[0];
-    assert_eq!(cm.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(cm.field_manager(), Some("rdg-controller"));
     assert_eq!(cm.body["kind"], "ConfigMap");
     assert_eq!(
         cm.body["metadata"]["ownerReferences"][0]["kind"],
@@ -931,7 +861,7 @@ async fn a_service_is_applied_while_the_spec_asks_for_one() {
         .iter()
         .find(|c| c.is("PATCH", &format!("{SERVICES}/infocast")))
         .unwrap_or_else(|| panic!("no Service apply in {:?}", paths(&calls)));
-    assert_eq!(apply.manager().as_deref(), Some("rdg-controller"));
+    assert_eq!(apply.field_manager(), Some("rdg-controller"));
     assert_eq!(apply.body["kind"], "Service");
     assert_eq!(
         apply.body["spec"]["selector"]["rdg.infocast.io/role"],

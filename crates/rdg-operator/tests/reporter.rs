@@ -1,15 +1,16 @@
-//! The Kubernetes-mode reporter against kube's tower-test mock API server (the controller-rs
+//! The Kubernetes-mode reporter against the fake API server (`fake_api`, the controller-rs
 //! pattern) and a real tiny HTTP server playing the local agent. The fake API server answers
 //! every request like the real one would and records it; the fake agent serves a canned
 //! `/status` the test changes, and records `/switchover` requests. Tests wait for conditions
 //! (with a deadline), never for fixed times.
 
-use http::{Request, Response};
-use kube::Client;
-use kube::client::Body;
+use kube::Resource;
 use rdg_agent::status::StatusReport;
+use rdg_operator::RedundantGroup;
+use rdg_operator::fake_api::{self, Call, Contents, FakeApiServer, Reply};
 use rdg_operator::reporter::run::run;
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, Tuning};
+use rdg_operator::retry::Backoff;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,51 +24,28 @@ const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redunda
 const POD: &str = "/api/v1/namespaces/broadcast/pods/infocast-ics-b";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/broadcast/events";
 
-/// One request the reporter made.
-#[derive(Debug, Clone)]
-struct Call {
-    at: Instant,
-    method: String,
-    path: String,
-    query: String,
-    body: Value,
-    /// The HTTP status the fake server answered with.
-    code: u16,
-}
-
-impl Call {
-    fn is(&self, method: &str, path: &str) -> bool {
-        self.method == method && self.path == path
-    }
-}
-
-/// The fake API server's state.
+/// What the fake API server serves.
 #[derive(Default)]
 struct World {
-    calls: Vec<Call>,
     /// `status.switchover` of the group it serves.
     switchover: Option<Value>,
     /// Answer this many more status writes with 500.
     fail_status: usize,
 }
 
-impl World {
-    fn count(&self, method: &str, path: &str) -> usize {
-        self.calls.iter().filter(|c| c.is(method, path)).count()
-    }
-    fn writes(&self) -> Vec<Call> {
-        self.calls
-            .iter()
-            .filter(|c| c.method != "GET")
-            .cloned()
-            .collect()
-    }
+/// The requests but reads.
+fn writes(calls: &[Call]) -> Vec<Call> {
+    calls
+        .iter()
+        .filter(|c| c.method != "GET")
+        .cloned()
+        .collect()
 }
 
 fn group_json(switchover: Option<Value>) -> Value {
     let mut g = json!({
-        "apiVersion": "rdg.infocast.io/v1alpha1",
-        "kind": "RedundantGroup",
+        "apiVersion": RedundantGroup::api_version(&()),
+        "kind": RedundantGroup::kind(&()),
         "metadata": {"name": "infocast", "namespace": "broadcast",
                      "uid": "0b8e3c3e-1111-2222-3333-444455556666", "resourceVersion": "7"},
         "spec": {
@@ -85,29 +63,23 @@ fn group_json(switchover: Option<Value>) -> Value {
     g
 }
 
-fn respond(w: &mut World, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    if path == STATUS && w.fail_status > 0 {
+fn respond(w: &mut World, call: &Call) -> Reply {
+    if call.path == STATUS && w.fail_status > 0 {
         w.fail_status -= 1;
-        return (
-            500,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is sulking"}),
-        );
+        return fake_api::failure(500, "InternalError", "etcd is sulking");
     }
-    match (method, path) {
+    match (call.method.as_str(), call.path.as_str()) {
         ("GET", GROUP) | ("PATCH", STATUS) => (200, group_json(w.switchover.clone())),
         ("PATCH", POD) => (
             200,
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "infocast-ics-b", "namespace": "broadcast", "labels": body["metadata"]["labels"]}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "infocast-ics-b", "namespace": "broadcast", "labels": call.body["metadata"]["labels"]}}),
         ),
         ("POST", EVENTS) => {
-            let mut ev = body.clone();
+            let mut ev = call.body.clone();
             ev["metadata"]["name"] = json!("infocast.1");
             (201, ev)
         }
-        _ => (
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-        ),
+        _ => fake_api::not_found(),
     }
 }
 
@@ -185,7 +157,7 @@ fn report(state: &str, epoch: u64, hot: Option<&str>) -> Value {
 }
 
 struct Harness {
-    world: Arc<Mutex<World>>,
+    api: FakeApiServer<World>,
     agent: Arc<Mutex<Agent>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -204,35 +176,7 @@ impl Harness {
             ..Agent::default()
         }));
         let addr = serve_agent(Arc::clone(&agent)).await;
-        let world = Arc::new(Mutex::new(world));
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let server_world = Arc::clone(&world);
-        tokio::spawn(async move {
-            while let Some((req, send)) = handle.next_request().await {
-                let (parts, body) = req.into_parts();
-                let bytes = body.collect_bytes().await.unwrap();
-                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let method = parts.method.to_string();
-                let path = parts.uri.path().to_string();
-                let mut w = server_world.lock().unwrap();
-                let (code, answer) = respond(&mut w, &method, &path, &body);
-                w.calls.push(Call {
-                    at: Instant::now(),
-                    method,
-                    path,
-                    query: parts.uri.query().unwrap_or("").to_string(),
-                    body,
-                    code,
-                });
-                send.send_response(
-                    Response::builder()
-                        .status(code)
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                        .unwrap(),
-                );
-            }
-        });
+        let (client, api) = FakeApiServer::start(world, respond);
         let cfg = ReporterConfig {
             env: K8sEnv {
                 group: "infocast".into(),
@@ -247,19 +191,20 @@ impl Harness {
                 agent_timeout: Duration::from_secs(2),
                 min_write_gap: Duration::from_millis(10),
                 refresh: Duration::from_secs(3600),
-                backoff_start: Duration::from_millis(40),
-                backoff_max: Duration::from_millis(320),
+                backoff: Backoff {
+                    start: Duration::from_millis(40),
+                    max: Duration::from_millis(320),
+                },
                 log_quiet: Duration::from_secs(30),
                 group_poll: Duration::from_millis(30),
             },
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let client = Client::new(service, "default");
         let task = tokio::spawn(run(client, cfg, async {
             let _ = stop_rx.await;
         }));
         Harness {
-            world,
+            api,
             agent,
             stop: Some(stop_tx),
             task,
@@ -271,8 +216,8 @@ impl Harness {
         self.agent.lock().unwrap().report = Some(r);
     }
 
-    fn world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
-        f(&mut self.world.lock().unwrap())
+    fn world<T>(&self, f: impl FnOnce(&mut Contents<World>) -> T) -> T {
+        f(&mut self.api.lock())
     }
 
     fn status_hits(&self) -> usize {
@@ -388,9 +333,9 @@ async fn an_unchanged_report_makes_no_request() {
         })
     })
     .await;
-    let before = h.world(|w| w.writes().len());
+    let before = h.world(|w| writes(&w.calls).len());
     h.wait_rounds(10, 3).await;
-    let writes = h.world(|w| w.writes());
+    let writes = h.world(|w| writes(&w.calls));
     assert_eq!(
         writes.len(),
         before,
@@ -530,7 +475,7 @@ async fn a_pending_switchover_for_another_member_is_passed_to_the_hot_agent_once
     );
     // A new request (another time) is passed on again.
     h.world(|w| {
-        w.switchover = Some(
+        w.state.switchover = Some(
             json!({"to": "ics-a", "phase": "Pending", "reason": "rollout",
                                    "requested": "2026-11-23T10:05:00Z"}),
         )

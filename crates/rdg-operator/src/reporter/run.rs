@@ -12,7 +12,7 @@ use super::notices::{Notice, Severity, transition_notices};
 use super::switchover::SwitchoverTrigger;
 use crate::RedundantGroup;
 use crate::children::ROLE_LABEL;
-use crate::retry::Retry;
+use crate::retry::{Backoff, Retry};
 use crate::status::MemberEntry;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -38,10 +38,8 @@ pub struct Tuning {
     pub min_write_gap: Duration,
     /// The member entry is written at least this often, for `lastSeen`.
     pub refresh: Duration,
-    /// First retry delay after an API error; doubles per failure.
-    pub backoff_start: Duration,
-    /// Longest retry delay: short, so the status is right soon after an API server returns.
-    pub backoff_max: Duration,
+    /// Retry delays after API errors.
+    pub backoff: Backoff,
     /// Least time between two log lines about failures of one kind of call.
     pub log_quiet: Duration,
     /// How often the group is read for switchover requests.
@@ -55,8 +53,7 @@ impl Default for Tuning {
             agent_timeout: Duration::from_millis(200),
             min_write_gap: Duration::from_millis(200),
             refresh: Duration::from_secs(10),
-            backoff_start: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(2),
+            backoff: Backoff::REPORTER,
             log_quiet: Duration::from_secs(30),
             group_poll: Duration::from_secs(1),
         }
@@ -66,7 +63,7 @@ impl Default for Tuning {
 impl Tuning {
     /// Retries of `what` with this timing.
     fn retry(&self, what: &str) -> Retry {
-        Retry::new(what, self.backoff_start, self.backoff_max, self.log_quiet)
+        Retry::new(what, self.backoff, self.log_quiet)
     }
 }
 

@@ -1,6 +1,6 @@
-//! Reconcile throughput and memory of the rdg controller against an in-process mock API
-//! server (kube's tower-test): N groups of three members, each reconciled once from nothing
-//! (ConfigMap, three pods, an event, the status) and then again in steady state (pods
+//! Reconcile throughput and memory of the rdg controller against the in-process fake API
+//! server (`rdg_operator::fake_api`): N groups of three members, each reconciled once from
+//! nothing (ConfigMap, three pods, an event, the status) and then again in steady state (pods
 //! running, members reporting). Prints JSON.
 //!
 //! As `rdg controller` runs it, the controller reads pods and ConfigMaps from its watches'
@@ -10,21 +10,20 @@
 //!
 //! `controller_bench [--groups 1000] [--rounds 3] [--no-caches]`
 
-use http::{Request, Response};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use kube::client::Body;
+use kube::ResourceExt;
 use kube::runtime::events::Reporter;
-use kube::{Client, ResourceExt};
 use rdg_core::State;
 use rdg_operator::children::{PodDefaults, pod_name, pods_hash};
 use rdg_operator::controller::{Caches, Context, reconcile};
+use rdg_operator::fake_api::{self, Call, FakeApiServer, Reply};
 use rdg_operator::render::render;
 use rdg_operator::status::{MemberEntry, RedundantGroupStatus};
 use rdg_operator::{RedundantGroup, RedundantGroupSpec};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 const NOW: &str = "2026-11-23T10:00:00Z";
@@ -62,51 +61,37 @@ fn group(i: usize) -> RedundantGroup {
     g
 }
 
-/// Pods of every group by label selector value, served by the mock.
-type PodIndex = Arc<Mutex<HashMap<String, Value>>>;
-/// The last status the controller wrote, by group name.
-type StatusIndex = Arc<Mutex<HashMap<String, Value>>>;
+/// What the fake API server serves.
+#[derive(Default)]
+struct Served {
+    /// Pods of every group by label selector value.
+    pods: HashMap<String, Vec<Value>>,
+    /// The last status the controller wrote, by group name.
+    statuses: HashMap<String, Value>,
+}
 
-fn respond(
-    pods: &PodIndex,
-    statuses: &StatusIndex,
-    method: &str,
-    path: &str,
-    query: &str,
-    body: Value,
-) -> (u16, Value) {
-    if method == "GET" && path.ends_with("/pods") {
-        let group = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("labelSelector=rdg.infocast.io%2Fgroup%3D"))
+fn respond(w: &mut Served, call: &Call) -> Reply {
+    if call.method == "GET" && call.path.ends_with("/pods") {
+        let group = call
+            .param("labelSelector")
+            .and_then(|s| s.strip_prefix("rdg.infocast.io%2Fgroup%3D"))
             .unwrap_or("");
-        let items = pods
-            .lock()
-            .unwrap()
-            .get(group)
-            .cloned()
-            .unwrap_or(json!([]));
-        return (
-            200,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
-        );
+        let items = w.pods.get(group).cloned().unwrap_or_default();
+        return fake_api::list("PodList", items);
     }
-    let mut body = body;
-    if path.contains("/events") {
+    let (code, mut body) = fake_api::echo(call);
+    if call.path.contains("/events") {
         body["metadata"] = json!({"name": "e", "namespace": "bench"});
     }
-    if path.contains("redundantgroups") {
-        let name = path.split('/').nth(7).unwrap_or("group-0").to_string();
-        statuses
-            .lock()
-            .unwrap()
-            .insert(name.clone(), body["status"].clone());
+    if call.path.contains("redundantgroups") {
+        let name = call.path.split('/').nth(7).unwrap_or("group-0").to_string();
+        w.statuses.insert(name.clone(), body["status"].clone());
         let mut g = serde_json::to_value(group(0)).unwrap();
         g["metadata"]["name"] = json!(name);
         g["status"] = body["status"].clone();
         body = g;
     }
-    (if method == "POST" { 201 } else { 200 }, body)
+    (code, body)
 }
 
 fn rss_kb() -> (u64, u64) {
@@ -144,38 +129,9 @@ fn main() {
 
 async fn run(n: usize, rounds: usize, caches: bool) -> Value {
     let (rss_start, _) = rss_kb();
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let pods: PodIndex = Arc::default();
-    let statuses: StatusIndex = Arc::default();
-    let requests = Arc::new(Mutex::new(0u64));
-    let (srv_pods, srv_statuses, srv_requests) = (
-        Arc::clone(&pods),
-        Arc::clone(&statuses),
-        Arc::clone(&requests),
-    );
-    tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (parts, body) = req.into_parts();
-            let bytes = body.collect_bytes().await.unwrap_or_default();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let (code, answer) = respond(
-                &srv_pods,
-                &srv_statuses,
-                parts.method.as_str(),
-                parts.uri.path(),
-                parts.uri.query().unwrap_or(""),
-                body,
-            );
-            *srv_requests.lock().unwrap() += 1;
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-    });
-    let client = Client::new(service, "bench");
+    // Only counting requests: a record of them would weigh in the memory figures.
+    let (client, api) = FakeApiServer::start_counting(Served::default(), respond);
+    let take_requests = || std::mem::take(&mut api.lock().requests);
     let reporter = Reporter {
         controller: "rdg-controller".into(),
         instance: None,
@@ -217,7 +173,7 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
             .expect("create reconcile");
     }
     let create_s = t.elapsed().as_secs_f64();
-    let create_requests = std::mem::take(&mut *requests.lock().unwrap());
+    let create_requests = take_requests();
 
     // 2. Steady state: pods running with the desired hash, members reporting HS/SBS/SBS.
     let mut steady: Vec<RedundantGroup> = Vec::with_capacity(n);
@@ -248,9 +204,7 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
             let cm = rdg_operator::children::config_map(g, &rendered);
             cw.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cm));
         }
-        pods.lock()
-            .unwrap()
-            .insert(g.name_any(), Value::Array(items));
+        api.lock().state.pods.insert(g.name_any(), items);
         let mut g = g.clone();
         let members: Vec<MemberEntry> = ["a", "b", "c"]
             .iter()
@@ -273,14 +227,14 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
         reconcile(Arc::new(g.clone()), Arc::clone(&ctx))
             .await
             .expect("settle");
-        let written = statuses.lock().unwrap().get(&g.name_any()).cloned();
+        let written = api.lock().state.statuses.get(&g.name_any()).cloned();
         let mut settled: RedundantGroupStatus =
             serde_json::from_value(written.expect("settle wrote a status")).expect("status");
         settled.members = members;
         g.status = Some(settled);
         steady.push(g);
     }
-    let _ = std::mem::take(&mut *requests.lock().unwrap());
+    take_requests();
     let t = Instant::now();
     for _ in 0..rounds {
         for g in &steady {
@@ -290,7 +244,7 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
         }
     }
     let steady_s = t.elapsed().as_secs_f64();
-    let steady_requests = std::mem::take(&mut *requests.lock().unwrap());
+    let steady_requests = take_requests();
     let (rss_end, hwm) = rss_kb();
     let round = |x: f64| (x * 100.0).round() / 100.0;
     json!({
@@ -310,6 +264,6 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
             "requestsPerReconcile": round(steady_requests as f64 / (n * rounds) as f64),
         },
         "memory": {"rssStartKb": rss_start, "rssEndKb": rss_end, "peakRssKb": hwm},
-        "note": "in-process mock API server (tower-test) answering like the API server; the figures include its JSON work, not network latency",
+        "note": "in-process fake API server (tower-test) answering like the API server; the figures include its JSON work, not network latency",
     })
 }
