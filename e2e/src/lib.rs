@@ -23,6 +23,7 @@
 
 mod agent;
 pub mod apiserver;
+pub mod bench;
 mod binary;
 mod client;
 pub mod cluster;
@@ -37,10 +38,12 @@ mod names;
 pub mod netns;
 mod observe;
 pub mod podman;
+pub mod procfs;
 mod receiver;
 mod role;
 mod root;
 mod shell;
+pub mod start;
 pub mod stats;
 mod watch;
 

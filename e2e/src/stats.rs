@@ -1,6 +1,15 @@
 //! Summaries of measured durations.
 
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// `d` in milliseconds, to the microsecond.
+pub use rdg_infocast::report::ms;
+
+/// `d` in whole milliseconds (truncated), for progress lines.
+pub fn whole_ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
 
 /// The value at percentile `p` (0–100) of `sorted` by the nearest-rank method: the smallest
 /// sample such that at least `p` % of the samples are not greater (so p99 of 30 samples is

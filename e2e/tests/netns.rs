@@ -13,6 +13,8 @@
 use rdg_core::wire::{Flags, Message, MessageType, encode};
 use rdg_core::{State, TemporalState};
 use rdg_e2e::netns::send_udp;
+use rdg_e2e::start::start_in_order;
+use rdg_e2e::stats::whole_ms;
 use rdg_e2e::{
     GroupConfig, Lab, Net, metrics, monotonic_ms, require_root, status_member,
     status_member_network,
@@ -27,22 +29,16 @@ use std::time::{Duration, Instant};
 /// loaded machine. Waits end as soon as the condition holds.
 const SETTLE: Duration = Duration::from_secs(6);
 
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-/// Starts the members one after another, each once the previous one has settled: the first
-/// must become HS, the others SBS. Returns the epoch of the hot term.
-fn start_in_order(lab: &Lab, order: &[&str]) -> u64 {
-    let (first, rest) = order.split_first().expect("at least one member");
-    lab.start(first);
-    let took = lab.wait_role(first, "HS", SETTLE);
-    println!("{first} HS {} ms after its start", ms(took));
-    for m in rest {
-        lab.start(m);
-        let took = lab.wait_role(m, "SBS", SETTLE);
-        println!("{m} SBS {} ms after its start", ms(took));
+/// Starts the members one after another, each once the previous one has settled
+/// ([`start_in_order`]): the first must become HS, the others SBS. Returns the epoch of the hot
+/// term.
+fn start_settled(lab: &Lab, order: &[&str]) -> u64 {
+    let took = start_in_order(lab, order, SETTLE).unwrap_or_else(|e| lab.fail(&e));
+    for (i, (m, took)) in order.iter().zip(took).enumerate() {
+        let role = if i == 0 { "HS" } else { "SBS" };
+        println!("{m} {role} {} ms after its start", whole_ms(took));
     }
+    let first = order[0];
     wait_status_agrees(lab, order, first);
     lab.role(first).expect("the hot member's role file").epoch
 }
@@ -99,7 +95,7 @@ fn s01_first_member_up_is_hot_the_others_stand_by() {
     }
     let lab = Lab::new(GroupConfig::three_members());
     let watch = lab.watch_hot();
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let s = status(&lab, "ics-a");
     assert_eq!(s["state"], "HS");
     assert_eq!(s["member"], "ics-a");
@@ -147,7 +143,7 @@ fn s01_first_member_up_wins_even_with_the_lowest_priority() {
     }
     let lab = Lab::new(GroupConfig::three_members());
     let watch = lab.watch_hot();
-    start_in_order(&lab, &["ics-c", "ics-b", "ics-a"]);
+    start_settled(&lab, &["ics-c", "ics-b", "ics-a"]);
     // ics-a (priority 100) joined last: no preemption, ics-c (10) stays hot.
     lab.observe(
         lab.config().timeout * 3,
@@ -173,7 +169,7 @@ fn s02_host_death_best_standby_takes_over() {
         return;
     }
     let lab = Lab::new(GroupConfig::three_members());
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let watch = lab.watch_hot();
     lab.host_death("ics-a");
     let took = lab.wait_until(SETTLE, "ics-b alone hot after ics-a's death", || {
@@ -181,7 +177,7 @@ fn s02_host_death_best_standby_takes_over() {
     });
     println!(
         "failover after host death: ics-b hot {} ms after the kill",
-        ms(took)
+        whole_ms(took)
     );
     lab.observe(
         lab.config().timeout * 3,
@@ -211,7 +207,7 @@ fn s03_frozen_hot_member_is_fenced_by_its_lease() {
     let lab = Lab::new(GroupConfig::three_members());
     let interval = lab.config().interval;
     let freeze = lab.config().timeout * 2;
-    start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
 
     // The "transmitter": a loop printing CLOCK_MONOTONIC ms every 5 ms, run by the gate.
     let ticks = lab.dir().join("ticks.txt");
@@ -262,7 +258,7 @@ fn s03_frozen_hot_member_is_fenced_by_its_lease() {
     let took = lab.wait_until(freeze, "ics-b to take over from the frozen ics-a", || {
         lab.is_hot("ics-b")
     });
-    println!("ics-b hot {} ms after ics-a was frozen", ms(took));
+    println!("ics-b hot {} ms after ics-a was frozen", whole_ms(took));
     // The fault lasts 2 x timeout; this sleep is its duration, not a wait for a condition.
     std::thread::sleep(freeze.saturating_sub(stopped.elapsed()));
     lab.sigcont("ics-a");
@@ -295,7 +291,7 @@ fn s03_frozen_hot_member_is_fenced_by_its_lease() {
     let now = lab.role("ics-a").expect("ics-a's role file");
     println!(
         "ics-a's role file {} ms after SIGCONT: {now:?}",
-        ms(stepped_down)
+        whole_ms(stepped_down)
     );
     if now.says_hot() {
         lab.fail(&format!(
@@ -309,8 +305,8 @@ fn s03_frozen_hot_member_is_fenced_by_its_lease() {
     if stepped_down > bound {
         lab.fail(&format!(
             "ics-a stepped down {} ms after SIGCONT, more than interval + 100 ms = {} ms",
-            ms(stepped_down),
-            ms(bound)
+            whole_ms(stepped_down),
+            whole_ms(bound)
         ));
     }
     lab.observe(
@@ -350,7 +346,7 @@ fn s04_single_network_cut_is_an_anomaly_not_a_failover() {
         return;
     }
     let lab = Lab::new(three_with_targets_on_both_networks());
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let watch = lab.watch_hot();
 
     lab.link_down("ics-a", Net::Primary);
@@ -366,7 +362,7 @@ fn s04_single_network_cut_is_an_anomaly_not_a_failover() {
             })
         },
     );
-    println!("anomaly reported {} ms after the cut", ms(took));
+    println!("anomaly reported {} ms after the cut", whole_ms(took));
     lab.observe(
         lab.config().timeout * 3,
         "ics-a stays hot with one network cut",
@@ -405,7 +401,7 @@ fn s04_single_network_cut_is_an_anomaly_not_a_failover() {
     });
     println!(
         "ics-b hot {} ms after ics-a's second network was cut",
-        ms(took)
+        whole_ms(took)
     );
     let b = status(&lab, "ics-b");
     assert_eq!(b["epoch"], epoch + 1, "{b:#}");
@@ -425,11 +421,11 @@ fn s05_isolated_standby_goes_cs_and_never_takes_over() {
         return;
     }
     let lab = Lab::new(GroupConfig::three_members());
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let watch = lab.watch_hot();
     lab.isolate_from_targets("ics-b");
     let took = lab.wait_role("ics-b", "CS", SETTLE);
-    println!("ics-b CS {} ms after its isolation", ms(took));
+    println!("ics-b CS {} ms after its isolation", whole_ms(took));
     lab.wait_until(SETTLE, "ics-a's /status to show ics-b as CS", || {
         lab.status("ics-a")
             .is_ok_and(|s| status_member(&s, "ics-b").is_some_and(|b| b["state"] == "CS"))
@@ -439,7 +435,7 @@ fn s05_isolated_standby_goes_cs_and_never_takes_over() {
     let took = lab.wait_until(SETTLE, "ics-c alone hot after ics-a's death", || {
         lab.hot_members() == ["ics-c"]
     });
-    println!("ics-c hot {} ms after ics-a's death", ms(took));
+    println!("ics-c hot {} ms after ics-a's death", whole_ms(took));
     lab.observe(
         lab.config().timeout * 3,
         "ics-c hot, the isolated ics-b CS",
@@ -467,7 +463,7 @@ fn s06_returning_member_stays_standby_without_preemption() {
         return;
     }
     let lab = Lab::new(GroupConfig::three_members());
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     lab.host_death("ics-a");
     lab.wait_until(SETTLE, "ics-b alone hot", || lab.hot_members() == ["ics-b"]);
     let watch = lab.watch_hot();
@@ -497,7 +493,7 @@ fn s06_returning_member_takes_back_the_role_with_preemption() {
     config.preempt = true;
     config.preempt_delay = Duration::from_millis(200);
     let lab = Lab::new(config);
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     lab.host_death("ics-a");
     lab.wait_until(SETTLE, "ics-b alone hot", || lab.hot_members() == ["ics-b"]);
     let watch = lab.watch_hot();
@@ -505,7 +501,7 @@ fn s06_returning_member_takes_back_the_role_with_preemption() {
     let took = lab.wait_until(SETTLE * 2, "ics-a to take the role back", || {
         lab.hot_members() == ["ics-a"]
     });
-    println!("ics-a hot again {} ms after its restart", ms(took));
+    println!("ics-a hot again {} ms after its restart", whole_ms(took));
     wait_status_agrees(&lab, &["ics-a", "ics-b", "ics-c"], "ics-a");
     let a = lab.role("ics-a").unwrap();
     assert!(a.epoch > epoch + 1, "a hand-over starts a new term: {a:?}");
@@ -524,7 +520,7 @@ fn s07_priority_zero_member_never_becomes_hot_by_itself() {
         return;
     }
     let lab = Lab::new(GroupConfig::with_members(&[("ics-a", 100), ("ics-z", 0)]));
-    start_in_order(&lab, &["ics-a", "ics-z"]);
+    start_settled(&lab, &["ics-a", "ics-z"]);
     let watch = lab.watch_hot();
     lab.kill9("ics-a");
     let period = lab.config().timeout * 6 + lab.config().election;
@@ -551,12 +547,15 @@ fn s08_healed_partition_leaves_exactly_one_hot_member() {
         return;
     }
     let lab = Lab::new(GroupConfig::with_members(&[("ics-a", 100), ("ics-b", 50)]));
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b"]);
     lab.partition("ics-a", "ics-b", &Net::BOTH);
     let took = lab.wait_until(SETTLE, "ics-b to become hot on its side", || {
         lab.is_hot("ics-b")
     });
-    println!("partition: ics-b hot on its side after {} ms", ms(took));
+    println!(
+        "partition: ics-b hot on its side after {} ms",
+        whole_ms(took)
+    );
     assert!(
         lab.is_hot("ics-a"),
         "ics-a keeps its side (it still reaches the target)"
@@ -575,14 +574,14 @@ fn s08_healed_partition_leaves_exactly_one_hot_member() {
     println!(
         "heal: hot before {before:?}, exactly one hot ({:?}) {} ms after the heal (bound {} ms)",
         lab.hot_members(),
-        ms(took),
-        ms(bound)
+        whole_ms(took),
+        whole_ms(bound)
     );
     if took > bound {
         lab.fail(&format!(
             "two hot members {} ms after the heal (bound {} ms)",
-            ms(took),
-            ms(bound)
+            whole_ms(took),
+            whole_ms(bound)
         ));
     }
     // Higher epoch stays: ics-b took over with epoch + 1.
@@ -606,7 +605,7 @@ fn s09_five_percent_loss_causes_no_failover() {
     let mut config = three_with_targets_on_both_networks();
     config.timeout = config.interval * 3;
     let lab = Lab::new(config);
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let received_before = received_heartbeats(&lab);
     for m in lab.member_names() {
         lab.random_loss(&m, 5);
@@ -744,7 +743,7 @@ fn s10_hostile_datagrams_change_nothing_and_are_counted() {
     let mut config = GroupConfig::three_members();
     config.auth_key = Some(KEY.to_vec());
     let lab = Lab::with_client(config);
-    let epoch = start_in_order(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let members = lab.member_names();
     let roles_before: Vec<_> = members
         .iter()

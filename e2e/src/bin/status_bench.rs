@@ -10,8 +10,8 @@
 
 use clap::Parser;
 use rdg_e2e::kube_lab::KubeLab;
-use rdg_e2e::stats::summary;
-use rdg_e2e::{GroupConfig, Net, is_root};
+use rdg_e2e::stats::{ms, summary};
+use rdg_e2e::{GroupConfig, Net};
 use serde_json::json;
 use std::time::Duration;
 
@@ -30,16 +30,9 @@ struct Args {
 
 const SETTLE: Duration = Duration::from_secs(10);
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn main() {
     let args = Args::parse();
-    if !is_root() {
-        eprintln!("status_bench needs root (network namespaces)");
-        std::process::exit(2);
-    }
+    rdg_e2e::bench::require_root("status_bench", "network namespaces");
     let members = [("ics-a", 100), ("ics-b", 50), ("ics-c", 10)];
     let Some(kl) = KubeLab::new("status_bench", GroupConfig::with_members(&members)) else {
         std::process::exit(2);
@@ -114,8 +107,5 @@ fn main() {
         "api_server_start_ms": server_start_ms,
         "errors": errors,
     });
-    println!("{report}");
-    if !report["errors"].as_array().is_some_and(Vec::is_empty) {
-        std::process::exit(1);
-    }
+    rdg_e2e::bench::finish(&report);
 }

@@ -6,6 +6,7 @@
 //! dead node's pods stay Running until the node controller marks them, about 40 s).
 
 use rdg_e2e::kube_lab::KubeLab;
+use rdg_e2e::stats::whole_ms;
 use rdg_e2e::{GroupConfig, Net, POLL, require_root};
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,6 @@ const SETTLE: Duration = Duration::from_secs(6);
 const STATUS_SETTLE: Duration = Duration::from_secs(10);
 /// Bound from a host's death to `kubectl get rdg` showing the new hot member.
 const STATUS_BOUND: Duration = Duration::from_secs(2);
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
 
 /// A Kubernetes-mode lab for `members` (all but the first started once the first is hot),
 /// `kubectl get rdg` showing the first as HOT and every member ready.
@@ -41,7 +38,10 @@ fn settled(test: &str, members: &[(&str, u16)]) -> Option<KubeLab> {
             && r.ready.as_deref() == Some(ready.as_str())
     });
     match took {
-        Some(t) => println!("kubectl get rdg settled {} ms after the members", ms(t)),
+        Some(t) => println!(
+            "kubectl get rdg settled {} ms after the members",
+            whole_ms(t)
+        ),
         None => kl.lab.fail(&format!(
             "kubectl get rdg never showed {} hot and {ready} ready: {:?}",
             first.0,
@@ -73,8 +73,8 @@ fn after_the_hot_members_host_dies_kubectl_shows_the_new_hot_member_within_2s() 
     assert!(
         took <= STATUS_BOUND,
         "kubectl get rdg showed the new HOT {} ms after the death (bound {} ms)",
-        ms(took),
-        ms(STATUS_BOUND)
+        whole_ms(took),
+        whole_ms(STATUS_BOUND)
     );
     assert!(
         trial.wrong_after_new_hot.is_empty(),
@@ -113,7 +113,7 @@ fn two_live_claims_across_a_partition_still_show_split_brain() {
     });
     println!(
         "SplitBrain shown {} ms after the partition",
-        ms(start.elapsed())
+        whole_ms(start.elapsed())
     );
     kl.lab.heal_partitions();
     kl.lab
@@ -167,10 +167,10 @@ fn with_the_api_server_down_failover_is_unchanged_and_the_status_right_soon_afte
     let bound = kl.lab.config().timeout * 3;
     println!(
         "takeover with the API server down: {} ms (bound {} ms)",
-        ms(took),
-        ms(bound)
+        whole_ms(took),
+        whole_ms(bound)
     );
-    assert!(took <= bound, "takeover took {} ms", ms(took));
+    assert!(took <= bound, "takeover took {} ms", whole_ms(took));
     // Until both survivors' reporters have failed to write their new entries (and backed
     // off), the group keeps going: ics-b the only hot member throughout.
     let failing = |m: &str| {
@@ -204,8 +204,8 @@ fn with_the_api_server_down_failover_is_unchanged_and_the_status_right_soon_afte
     kl.server.start_again();
     println!(
         "API server down {} ms, up again in {} ms",
-        ms(outage),
-        ms(kl.server.started_in())
+        whole_ms(outage),
+        whole_ms(kl.server.started_in())
     );
     let took = kl
         .wait_row(Duration::from_secs(5), |r| {
@@ -217,7 +217,10 @@ fn with_the_api_server_down_failover_is_unchanged_and_the_status_right_soon_afte
                 kl.rdg_row()
             ))
         });
-    println!("status right {} ms after the API server was back", ms(took));
+    println!(
+        "status right {} ms after the API server was back",
+        whole_ms(took)
+    );
     for (m, before) in ["ics-b", "ics-c"].iter().zip(warned_before) {
         // A write that failed is retried within the back-off's cap (2 s) of the server's return.
         let recovered = kl.lab.poll_until(Duration::from_secs(5), || {
@@ -240,7 +243,7 @@ fn with_the_api_server_down_failover_is_unchanged_and_the_status_right_soon_afte
         assert!(
             warned <= 4,
             "{m} logged {warned} lines about API errors in {} ms:\n{log}",
-            ms(outage)
+            whole_ms(outage)
         );
         assert!(
             recovered.is_some(),

@@ -26,7 +26,7 @@
 //! restarted) and the next trial waits until it is settled again, the revived member standing
 //! by (no preemption), so the hot role alternates between the two best members.
 
-use crate::group::{start_in_order, wait_settled};
+use crate::group::{start_settled, wait_settled};
 use rdg_e2e::stats::{round1, summary};
 use rdg_e2e::{GroupConfig, Lab, Net, RoleRecord};
 use serde_json::{Value, json};
@@ -95,7 +95,7 @@ pub fn run(trials: usize, interval: Duration, timeout: Duration) -> (Value, Vec<
         let lab = Lab::new(config.clone());
         eprintln!("failover: lab in {}", lab.dir().display());
         check_config(&lab)?;
-        let hot = start_in_order(&lab, SETTLE)?;
+        let hot = start_settled(&lab, SETTLE)?;
         eprintln!("failover: group settled, {hot} hot");
         for i in 0..trials {
             crate::check_interrupted()?;

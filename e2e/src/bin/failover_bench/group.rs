@@ -3,6 +3,7 @@
 //! hearing everyone. Unlike the harness's waits these never panic: they return why the group
 //! is not settled, and give up early when the benchmark is interrupted.
 
+use rdg_e2e::start::start_in_order;
 use rdg_e2e::{Lab, monotonic_ms, status_member};
 use std::time::{Duration, Instant};
 
@@ -66,21 +67,11 @@ pub fn wait_settled(lab: &Lab, timeout: Duration) -> Result<String, String> {
     }
 }
 
-/// Starts the members one after another, each once the previous one is HS (the first) or SBS:
-/// the first member becomes hot, as after a normal start-up. Returns once the group is settled.
-pub fn start_in_order(lab: &Lab, timeout: Duration) -> Result<String, String> {
+/// Starts the members in order (see [`start_in_order`]; the first becomes hot, as after a
+/// normal start-up) and waits until the group is settled; the hot member.
+pub fn start_settled(lab: &Lab, timeout: Duration) -> Result<String, String> {
     let names = lab.member_names();
-    for (i, m) in names.iter().enumerate() {
-        lab.start(m);
-        let want = if i == 0 { "HS" } else { "SBS" };
-        let start = Instant::now();
-        while lab.role_name(m).as_deref() != Some(want) {
-            crate::check_interrupted()?;
-            if start.elapsed() >= timeout {
-                return Err(format!("{m} not {want} {timeout:?} after its start"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    let order: Vec<&str> = names.iter().map(String::as_str).collect();
+    start_in_order(lab, &order, timeout)?;
     wait_settled(lab, timeout)
 }

@@ -17,10 +17,10 @@
 //! time (sum of sample periods) with two or more, `none_ms` with none. Log lines are counted as
 //! a cross-check: rdg's `hot member lost`, keepalived's `Entering MASTER STATE`.
 
-use crate::group::start_in_order;
+use crate::group::start_settled;
 use crate::keepalived::{self, Instances, VIP};
 use rdg_e2e::stats::round1;
-use rdg_e2e::{Lab, monotonic_ms};
+use rdg_e2e::{GroupConfig, Lab, monotonic_ms};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -37,8 +37,6 @@ const TICK: Duration = Duration::from_millis(10);
 pub fn run(seconds: Duration, interval: Duration, percent: u8) -> (Value, Vec<String>) {
     let mut errors = Vec::new();
     let timeout = interval * 3;
-    let mut config = crate::failover::group_config(interval, timeout);
-    config.vips = vec![format!("{VIP}/24")];
     let mut doc = json!({
         "loss_percent": percent,
         "interval_ms": interval.as_millis() as u64,
@@ -46,89 +44,106 @@ pub fn run(seconds: Duration, interval: Duration, percent: u8) -> (Value, Vec<St
         "seconds": seconds.as_secs_f64(),
         "sample_ms": TICK.as_millis() as u64,
     });
-    let result = crate::guarded("loss rdg", || {
-        let lab = Lab::new(config.clone());
-        eprintln!("loss rdg: lab in {}", lab.dir().display());
-        let hot = start_in_order(&lab, SETTLE)?;
-        crate::sleep(Duration::from_secs(1))?;
-        let offsets = log_offsets(&lab, |m| lab.log_file(m).to_path_buf());
-        eprintln!("loss rdg: settled ({hot} hot), {percent} % loss for {seconds:?}");
-        for m in lab.member_names() {
-            lab.random_loss(&m, percent);
-        }
-        let o = observe(&lab, seconds, true);
-        for m in lab.member_names() {
-            lab.clear_loss(&m);
-        }
-        let o = o?;
-        let lost_lines = count_lines(
-            &lab,
-            &offsets,
-            |m| lab.log_file(m).to_path_buf(),
-            |l| l.contains("hot member lost"),
-        );
-        eprintln!(
-            "loss rdg: {} flips of the hot set, {:.0} ms with two hot; VIP: {} flips",
-            o.hot.flips, o.hot.two_ms, o.vip.flips
-        );
-        doc["rdg"] = json!({
-            "flips": o.hot.flips,
-            "owner_changes": o.hot.owner_changes,
-            "two_hot_ms": round1(o.hot.two_ms),
-            "none_hot_ms": round1(o.hot.none_ms),
-            "vip": o.vip.to_json(),
-            "hot_member_lost_log_lines": lost_lines,
-            "samples": o.samples,
-            "transitions": o.hot.transitions,
-        });
-        Ok(())
-    });
-    if let Err(e) = result {
-        errors.push(e);
+    match crate::guarded("loss rdg", || rdg(seconds, interval, percent)) {
+        Ok(report) => doc["rdg"] = report,
+        Err(e) => errors.push(e),
     }
     let result = crate::guarded("loss keepalived", || {
         crate::check_interrupted()?;
         keepalived::version()?;
-        let lab = Lab::new(config.clone());
-        eprintln!("loss keepalived: lab in {}", lab.dir().display());
-        let mut instances = Instances::start(&lab, interval)?;
-        let master = instances.wait_master(&lab, SETTLE)?;
-        crate::sleep(Duration::from_secs(1))?;
-        let log = |m: &str| lab.dir().join(format!("keepalived-{m}.log"));
-        let offsets = log_offsets(&lab, log);
-        eprintln!("loss keepalived: {master} master, {percent} % loss for {seconds:?}");
-        for m in lab.member_names() {
-            lab.random_loss(&m, percent);
-        }
-        let o = observe(&lab, seconds, false);
-        for m in lab.member_names() {
-            lab.clear_loss(&m);
-        }
-        let running = instances.check_running();
-        instances.stop();
-        let o = o?;
-        running?;
-        let master_lines =
-            count_lines(&lab, &offsets, log, |l| l.contains("Entering MASTER STATE"));
-        eprintln!(
-            "loss keepalived: {} flips of the VIP holders, {:.0} ms with two",
-            o.vip.flips, o.vip.two_ms
-        );
-        doc["keepalived"] = json!({
-            "flips": o.vip.flips,
-            "owner_changes": o.vip.owner_changes,
-            "two_owners_ms": round1(o.vip.two_ms),
-            "none_ms": round1(o.vip.none_ms),
-            "entering_master_log_lines": master_lines,
-            "samples": o.samples,
-            "transitions": o.vip.transitions,
-        });
-        Ok(())
+        keepalived(seconds, interval, percent)
     });
-    if let Err(e) = result {
-        errors.push(e);
+    match result {
+        Ok(report) => doc["keepalived"] = report,
+        Err(e) => errors.push(e),
     }
     (doc, errors)
+}
+
+/// The group of this part at heartbeat `interval` (timeout three intervals), with the VIP.
+pub fn group_config(interval: Duration) -> GroupConfig {
+    let mut config = crate::failover::group_config(interval, interval * 3);
+    config.vips = vec![format!("{VIP}/24")];
+    config
+}
+
+/// rdg's members in a lab of their own, settled, then `percent` % loss for `seconds`: the
+/// changes of the hot set (`flips`, `owner_changes`, ...) and of the VIP holders.
+pub fn rdg(seconds: Duration, interval: Duration, percent: u8) -> Result<Value, String> {
+    let lab = Lab::new(group_config(interval));
+    let label = format!("loss rdg {} ms", interval.as_millis());
+    eprintln!("{label}: lab in {}", lab.dir().display());
+    let hot = start_settled(&lab, SETTLE)?;
+    crate::sleep(Duration::from_secs(1))?;
+    let offsets = log_offsets(&lab, |m| lab.log_file(m).to_path_buf());
+    eprintln!("{label}: settled ({hot} hot), {percent} % loss for {seconds:?}");
+    for m in lab.member_names() {
+        lab.random_loss(&m, percent);
+    }
+    let o = observe(&lab, seconds, true);
+    for m in lab.member_names() {
+        lab.clear_loss(&m);
+    }
+    let o = o?;
+    let lost_lines = count_lines(
+        &lab,
+        &offsets,
+        |m| lab.log_file(m).to_path_buf(),
+        |l| l.contains("hot member lost"),
+    );
+    eprintln!(
+        "{label}: {} flips of the hot set, {:.0} ms with two hot; VIP: {} flips",
+        o.hot.flips, o.hot.two_ms, o.vip.flips
+    );
+    Ok(json!({
+        "flips": o.hot.flips,
+        "owner_changes": o.hot.owner_changes,
+        "two_hot_ms": round1(o.hot.two_ms),
+        "none_hot_ms": round1(o.hot.none_ms),
+        "vip": o.vip.to_json(),
+        "hot_member_lost_log_lines": lost_lines,
+        "samples": o.samples,
+        "transitions": o.hot.transitions,
+    }))
+}
+
+/// keepalived's instances (`advert_int` = `interval`) in a lab of their own, settled, then
+/// `percent` % loss for `seconds`: the changes of the VIP holders.
+pub fn keepalived(seconds: Duration, interval: Duration, percent: u8) -> Result<Value, String> {
+    let lab = Lab::new(group_config(interval));
+    let label = format!("loss keepalived {} ms", interval.as_millis());
+    eprintln!("{label}: lab in {}", lab.dir().display());
+    let mut instances = Instances::start(&lab, interval)?;
+    let master = instances.wait_master(&lab, SETTLE)?;
+    crate::sleep(Duration::from_secs(1))?;
+    let log = |m: &str| lab.dir().join(format!("keepalived-{m}.log"));
+    let offsets = log_offsets(&lab, log);
+    eprintln!("{label}: {master} master, {percent} % loss for {seconds:?}");
+    for m in lab.member_names() {
+        lab.random_loss(&m, percent);
+    }
+    let o = observe(&lab, seconds, false);
+    for m in lab.member_names() {
+        lab.clear_loss(&m);
+    }
+    let running = instances.check_running();
+    instances.stop();
+    let o = o?;
+    running?;
+    let master_lines = count_lines(&lab, &offsets, log, |l| l.contains("Entering MASTER STATE"));
+    eprintln!(
+        "{label}: {} flips of the VIP holders, {:.0} ms with two",
+        o.vip.flips, o.vip.two_ms
+    );
+    Ok(json!({
+        "flips": o.vip.flips,
+        "owner_changes": o.vip.owner_changes,
+        "two_owners_ms": round1(o.vip.two_ms),
+        "none_ms": round1(o.vip.none_ms),
+        "entering_master_log_lines": master_lines,
+        "samples": o.samples,
+        "transitions": o.vip.transitions,
+    }))
 }
 
 /// The current length of each member's log.

@@ -28,7 +28,7 @@
 //! has no such address), its role file removed (rdg), its cables plugged back, its agent or
 //! keepalived restarted; the next trial waits for a settled group with one VIP holder.
 
-use crate::group::{start_in_order, wait_settled};
+use crate::group::{start_settled, wait_settled};
 use crate::keepalived::{self, Instances, VIP};
 use rdg_e2e::cluster::Cluster;
 use rdg_e2e::stats::{round1, summary};
@@ -49,7 +49,7 @@ const AFTER: Duration = Duration::from_secs(1);
 
 /// One trial's measurements.
 #[derive(Debug, Clone)]
-struct Trial {
+pub struct Trial {
     killed: String,
     new_owner: Option<String>,
     outage_ms: f64,
@@ -106,36 +106,10 @@ pub fn run(
             "timeout_ms": timeout.as_millis() as u64,
             "probe_interval_ms": 5,
         });
-        let mut rdg_trials = Vec::new();
-        let mut rdg_failed = 0;
-        let result = crate::guarded(&format!("outage rdg {rate} Hz"), || {
-            let lab = Lab::with_client(config.clone());
-            eprintln!("outage rdg {rate} Hz: lab in {}", lab.dir().display());
-            start_in_order(&lab, SETTLE)?;
-            for i in 0..trials {
-                crate::check_interrupted()?;
-                let owner = wait_settled(&lab, SETTLE)?;
-                wait_vip(&lab, &owner)?;
-                let mut kill = |m: &str| lab.host_death(m);
-                let mut new_owner = || lab.hot_members().into_iter().next();
-                let logs = LogMarks::take(&lab);
-                let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
-                logs.print_if_outlier("rdg", rate, i, &t, interval, timeout);
-                // (A trial that failed before its kill leaves the owner running as it was.)
-                if !lab.is_running(&owner) {
-                    revive_host(&lab, &owner);
-                    let _ = std::fs::remove_file(lab.role_file(&owner));
-                    lab.start(&owner);
-                }
-                report_trial("rdg", rate, i, trials, &t, &mut rdg_trials, &mut rdg_failed)
-                    .map_err(|e| errors.push(e))
-                    .ok();
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            errors.push(e);
-        }
+        let label = format!("{rate} Hz");
+        let (rdg_trials, rdg_failed, rdg_errors) =
+            rdg(&config, &label, trials, interval, timeout, None);
+        errors.extend(rdg_errors);
         entry["rdg"] = tool_report(&rdg_trials, rdg_failed);
 
         if with_containers {
@@ -146,64 +120,9 @@ pub fn run(
         }
 
         if keepalived_version.is_ok() {
-            let mut ka_trials = Vec::new();
-            let mut ka_failed = 0;
-            let result = crate::guarded(&format!("outage keepalived {rate} Hz"), || {
-                crate::check_interrupted()?;
-                let lab = Lab::with_client(config.clone());
-                eprintln!(
-                    "outage keepalived {rate} Hz: lab in {}",
-                    lab.dir().display()
-                );
-                let instances = Mutex::new(Instances::start(&lab, interval)?);
-                for i in 0..trials {
-                    crate::check_interrupted()?;
-                    let owner = instances
-                        .lock()
-                        .map_err(|_| "poisoned")?
-                        .wait_master(&lab, SETTLE)?;
-                    wait_vip(&lab, &owner)?;
-                    let mut kill = |m: &str| {
-                        if let Ok(mut ks) = instances.lock() {
-                            ks.kill_member(m);
-                        }
-                        for net in Net::BOTH {
-                            lab.link_down(m, net);
-                        }
-                    };
-                    let mut new_owner = || {
-                        keepalived::vip_holders(&lab)
-                            .into_iter()
-                            .find(|m| *m != owner)
-                    };
-                    let logs = LogMarks::take(&lab);
-                    let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
-                    logs.print_if_outlier("keepalived", rate, i, &t, interval, timeout);
-                    revive_host(&lab, &owner);
-                    instances
-                        .lock()
-                        .map_err(|_| "poisoned")?
-                        .restart_member(&lab, &owner)?;
-                    report_trial(
-                        "keepalived",
-                        rate,
-                        i,
-                        trials,
-                        &t,
-                        &mut ka_trials,
-                        &mut ka_failed,
-                    )
-                    .map_err(|e| errors.push(e))
-                    .ok();
-                }
-                if let Ok(ks) = instances.into_inner() {
-                    ks.stop();
-                }
-                Ok(())
-            });
-            if let Err(e) = result {
-                errors.push(e);
-            }
+            let (ka_trials, ka_failed, ka_errors) =
+                keepalived(&config, &label, trials, interval, timeout, None);
+            errors.extend(ka_errors);
             entry["keepalived"] = tool_report(&ka_trials, ka_failed);
             let p99 = |v: &Value| v["p99"].as_f64();
             if let (Some(r), Some(k)) = (p99(&entry["rdg"]), p99(&entry["keepalived"]))
@@ -222,6 +141,122 @@ pub fn run(
     (doc, errors)
 }
 
+/// `trials` host deaths of rdg's members as processes in a lab of `config` with a client, with
+/// `loss` % random loss on every member's input once the group is settled (none when `None`):
+/// the trials, how many failed, and the errors. `label` names the setting in progress lines.
+pub fn rdg(
+    config: &rdg_e2e::GroupConfig,
+    label: &str,
+    trials: usize,
+    interval: Duration,
+    timeout: Duration,
+    loss: Option<u8>,
+) -> (Vec<Trial>, usize, Vec<String>) {
+    let (mut done, mut failed, mut errors) = (Vec::new(), 0, Vec::new());
+    let result = crate::guarded(&format!("outage rdg {label}"), || {
+        let lab = Lab::with_client(config.clone());
+        eprintln!("outage rdg {label}: lab in {}", lab.dir().display());
+        start_settled(&lab, SETTLE)?;
+        add_loss(&lab, loss);
+        for i in 0..trials {
+            crate::check_interrupted()?;
+            let owner = wait_settled(&lab, SETTLE)?;
+            wait_vip(&lab, &owner)?;
+            let mut kill = |m: &str| lab.host_death(m);
+            let mut new_owner = || lab.hot_members().into_iter().next();
+            let logs = LogMarks::take(&lab);
+            let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
+            logs.print_if_outlier("rdg", label, i, &t, interval, timeout);
+            // (A trial that failed before its kill leaves the owner running as it was.)
+            if !lab.is_running(&owner) {
+                revive_host(&lab, &owner);
+                let _ = std::fs::remove_file(lab.role_file(&owner));
+                lab.start(&owner);
+            }
+            report_trial("rdg", label, i, trials, &t, &mut done, &mut failed)
+                .map_err(|e| errors.push(e))
+                .ok();
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    (done, failed, errors)
+}
+
+/// As [`rdg`], with keepalived's instances (`advert_int` = `interval`) instead of rdg.
+pub fn keepalived(
+    config: &rdg_e2e::GroupConfig,
+    label: &str,
+    trials: usize,
+    interval: Duration,
+    timeout: Duration,
+    loss: Option<u8>,
+) -> (Vec<Trial>, usize, Vec<String>) {
+    let (mut done, mut failed, mut errors) = (Vec::new(), 0, Vec::new());
+    let result = crate::guarded(&format!("outage keepalived {label}"), || {
+        crate::check_interrupted()?;
+        let lab = Lab::with_client(config.clone());
+        eprintln!("outage keepalived {label}: lab in {}", lab.dir().display());
+        let instances = Mutex::new(Instances::start(&lab, interval)?);
+        instances
+            .lock()
+            .map_err(|_| "poisoned")?
+            .wait_master(&lab, SETTLE)?;
+        add_loss(&lab, loss);
+        for i in 0..trials {
+            crate::check_interrupted()?;
+            let owner = instances
+                .lock()
+                .map_err(|_| "poisoned")?
+                .wait_master(&lab, SETTLE)?;
+            wait_vip(&lab, &owner)?;
+            let mut kill = |m: &str| {
+                if let Ok(mut ks) = instances.lock() {
+                    ks.kill_member(m);
+                }
+                for net in Net::BOTH {
+                    lab.link_down(m, net);
+                }
+            };
+            let mut new_owner = || {
+                keepalived::vip_holders(&lab)
+                    .into_iter()
+                    .find(|m| *m != owner)
+            };
+            let logs = LogMarks::take(&lab);
+            let t = measure(&lab, &owner, interval, &mut kill, &mut new_owner);
+            logs.print_if_outlier("keepalived", label, i, &t, interval, timeout);
+            revive_host(&lab, &owner);
+            instances
+                .lock()
+                .map_err(|_| "poisoned")?
+                .restart_member(&lab, &owner)?;
+            report_trial("keepalived", label, i, trials, &t, &mut done, &mut failed)
+                .map_err(|e| errors.push(e))
+                .ok();
+        }
+        if let Ok(ks) = instances.into_inner() {
+            ks.stop();
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        errors.push(e);
+    }
+    (done, failed, errors)
+}
+
+/// `percent` % random loss on every member's input (the lab's `random_loss`), if any.
+fn add_loss(lab: &Lab, percent: Option<u8>) {
+    if let Some(percent) = percent {
+        for m in lab.member_names() {
+            lab.random_loss(&m, percent);
+        }
+    }
+}
+
 /// `trials` host deaths of rdg members running as podman pods: the trials, how many failed,
 /// and the errors.
 fn containers(
@@ -232,6 +267,7 @@ fn containers(
     timeout: Duration,
 ) -> (Vec<Trial>, usize, Vec<String>) {
     let (mut done, mut failed, mut errors) = (Vec::new(), 0, Vec::new());
+    let label = format!("{rate} Hz");
     let result = crate::guarded(&format!("outage rdg-containers {rate} Hz"), || {
         let cluster = Cluster::new("failover_bench", config.clone()).ok_or(
             "rdg in containers: needs root, podman and the API server (see the SKIPPED line)",
@@ -261,12 +297,12 @@ fn containers(
             let mut new_owner = || lab.hot_members().into_iter().next();
             let logs = LogMarks::take(lab);
             let t = measure(lab, &owner, interval, &mut kill, &mut new_owner);
-            logs.print_if_outlier("rdg-containers", rate, i, &t, interval, timeout);
+            logs.print_if_outlier("rdg-containers", &label, i, &t, interval, timeout);
             revive_host(lab, &owner);
             cluster.node_back(&owner);
             report_trial(
                 "rdg-containers",
-                rate,
+                &label,
                 i,
                 trials,
                 &t,
@@ -287,7 +323,7 @@ fn containers(
 /// Logs a trial and files it; `Err` (for the error list) when it failed.
 fn report_trial(
     tool: &str,
-    rate: u32,
+    label: &str,
     i: usize,
     trials: usize,
     t: &Result<Trial, String>,
@@ -297,7 +333,7 @@ fn report_trial(
     match t {
         Ok(t) => {
             eprintln!(
-                "outage {tool} {rate} Hz: trial {:>2}/{trials}: {} killed, {} owner, outage \
+                "outage {tool} {label}: trial {:>2}/{trials}: {} killed, {} owner, outage \
                  {:.1} ms (since kill {:.1} ms), later gap {:.1} ms, MACs {:?}",
                 i + 1,
                 t.killed,
@@ -313,16 +349,16 @@ fn report_trial(
         Err(e) => {
             *failed += 1;
             eprintln!(
-                "outage {tool} {rate} Hz: trial {}/{trials} FAILED: {e}",
+                "outage {tool} {label}: trial {}/{trials} FAILED: {e}",
                 i + 1
             );
-            Err(format!("outage {tool} {rate} Hz trial {}: {e}", i + 1))
+            Err(format!("outage {tool} {label} trial {}: {e}", i + 1))
         }
     }
 }
 
 /// `{"p50", "p99", "max", "n", ...}` of the outages plus the other figures and every trial.
-fn tool_report(trials: &[Trial], failed: usize) -> Value {
+pub fn tool_report(trials: &[Trial], failed: usize) -> Value {
     let outages: Vec<f64> = trials.iter().map(|t| t.outage_ms).collect();
     let mut v = summary(&outages);
     if v.is_null() {
@@ -583,7 +619,7 @@ impl LogMarks {
     fn print_if_outlier(
         &self,
         tool: &str,
-        rate: u32,
+        label: &str,
         i: usize,
         t: &Result<Trial, String>,
         interval: Duration,
@@ -597,7 +633,7 @@ impl LogMarks {
             Ok(_) => return,
         };
         eprintln!(
-            "outage {tool} {rate} Hz: trial {} is an outlier ({why}); its log lines:",
+            "outage {tool} {label}: trial {} is an outlier ({why}); its log lines:",
             i + 1
         );
         for (path, offset) in &self.0 {

@@ -12,7 +12,6 @@
 use rdg_e2e::stats::summary;
 use rdg_e2e::{Carousel, GroupConfig, Lab, Net, is_root};
 use serde_json::{Value, json};
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 /// Trials (failovers).
@@ -34,14 +33,7 @@ pub fn run(_: &crate::Settings) -> Result<Value, String> {
     if !is_root() {
         return Err("skipped: the failover gap needs root (network namespaces)".into());
     }
-    std::panic::catch_unwind(AssertUnwindSafe(trials)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "panic".into());
-        Err(message.lines().next().unwrap_or_default().to_string())
-    })
+    rdg_e2e::bench::catch_panic(trials)
 }
 
 fn trials() -> Result<Value, String> {

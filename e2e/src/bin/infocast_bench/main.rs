@@ -20,13 +20,23 @@
 
 mod accuracy;
 mod failover;
-mod procfs;
 mod setup;
 mod throughput;
 
+use clap::Parser;
+use rdg_e2e::bench::parse_seconds;
 use serde_json::{Map, Value};
-use std::process::ExitCode;
 use std::time::Duration;
+
+/// One carousel transmitter and receiver in this process, on loopback (and across failovers in
+/// network namespaces, as root); prints one JSON document on stdout.
+#[derive(Parser, Debug)]
+#[command(name = "infocast_bench")]
+struct Args {
+    /// Measurement window of each run, in seconds.
+    #[arg(long, value_name = "S", default_value = "5", value_parser = parse_seconds)]
+    seconds: Duration,
+}
 
 /// What every section may use.
 pub struct Settings {
@@ -46,20 +56,10 @@ const SECTIONS: &[Section] = &[
     ("failover", failover::run),
 ];
 
-fn main() -> ExitCode {
-    let mut window = Duration::from_secs(5);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next().and_then(|v| v.parse::<f64>().ok())) {
-            ("--seconds", Some(s)) if s > 0.0 => window = Duration::from_secs_f64(s),
-            _ => {
-                eprintln!("usage: infocast_bench [--seconds S]");
-                return ExitCode::from(2);
-            }
-        }
-    }
+fn main() {
+    let args = Args::parse();
     let settings = Settings {
-        window,
+        window: args.seconds,
         warmup: Duration::from_millis(500),
     };
     let mut doc = Map::new();
@@ -73,15 +73,6 @@ fn main() -> ExitCode {
             Err(e) => errors.push(Value::String(format!("{name}: {e}"))),
         }
     }
-    let failed = !errors.is_empty();
     doc.insert("errors".into(), Value::Array(errors));
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&Value::Object(doc)).expect("JSON values serialize")
-    );
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    rdg_e2e::bench::finish(&Value::Object(doc));
 }

@@ -4,8 +4,8 @@
 //! on one thread with a current-thread runtime, as in `rdg agent`).
 
 use crate::Settings;
-use crate::procfs::thread_cpu;
 use crate::setup::{PAYLOAD, Pair, mbit, round};
+use rdg_e2e::procfs::own_thread_cpu;
 use serde_json::{Value, json};
 
 /// Name of the transmitter's thread (see `rdg_infocast::TransmitterThread`).
@@ -15,11 +15,11 @@ const CAROUSEL_THREAD: &str = "rdg-carousel";
 pub fn run(s: &Settings) -> Result<Value, String> {
     let pair = Pair::start("throughput", "100Gbit")?;
     std::thread::sleep(s.warmup);
-    let cpu0 = thread_cpu(CAROUSEL_THREAD).ok_or("no transmitter thread")?;
+    let cpu0 = own_thread_cpu(CAROUSEL_THREAD).ok_or("no transmitter thread")?;
     let a = pair.sample();
     std::thread::sleep(s.window);
     let b = pair.sample();
-    let cpu1 = thread_cpu(CAROUSEL_THREAD).ok_or("no transmitter thread")?;
+    let cpu1 = own_thread_cpu(CAROUSEL_THREAD).ok_or("no transmitter thread")?;
     let span = b.at - a.at;
     let sent = b.sent_datagrams - a.sent_datagrams;
     let received = b.received_datagrams - a.received_datagrams;
