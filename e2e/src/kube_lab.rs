@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
 use rdg_operator::RedundantGroup;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -380,8 +380,8 @@ pub fn group_manifest(config: &GroupConfig) -> Value {
         });
     }
     json!({
-        "apiVersion": "rdg.infocast.io/v1alpha1",
-        "kind": "RedundantGroup",
+        "apiVersion": RedundantGroup::api_version(&()),
+        "kind": RedundantGroup::kind(&()),
         "metadata": {"name": config.name, "namespace": NAMESPACE},
         "spec": spec,
     })

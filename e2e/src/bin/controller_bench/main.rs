@@ -10,6 +10,7 @@
 //!
 //! `controller_bench [--groups 1000] [--rounds 3] [--no-caches]`
 
+use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::ResourceExt;
@@ -94,41 +95,38 @@ fn respond(w: &mut Served, call: &Call) -> Reply {
     (code, body)
 }
 
-fn rss_kb() -> (u64, u64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(
+    name = "controller_bench",
+    about = "Reconcile throughput and memory of the controller"
+)]
+struct Options {
+    /// Groups of three members to reconcile.
+    #[arg(long, default_value_t = 1000)]
+    groups: usize,
+    /// Steady-state reconciles of every group.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Reconcile without the watches' caches (a ConfigMap apply and a pod list each time).
+    #[arg(long)]
+    no_caches: bool,
 }
 
 fn main() {
-    let groups = arg("--groups", 1000);
-    let rounds = arg("--rounds", 3).max(1);
+    let options = Options::parse();
+    let (groups, rounds) = (options.groups, options.rounds as usize);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let caches = !std::env::args().any(|a| a == "--no-caches");
+    let caches = !options.no_caches;
     let out = rt.block_on(run(groups, rounds, caches));
     println!("{out}");
 }
 
 async fn run(n: usize, rounds: usize, caches: bool) -> Value {
-    let (rss_start, _) = rss_kb();
+    let (rss_start, _) = rdg_e2e::procfs::own_rss_kb();
     // Only counting requests: a record of them would weigh in the memory figures.
     let (client, api) = FakeApiServer::start_counting(Served::default(), respond);
     let take_requests = || std::mem::take(&mut api.lock().requests);
@@ -245,7 +243,7 @@ async fn run(n: usize, rounds: usize, caches: bool) -> Value {
     }
     let steady_s = t.elapsed().as_secs_f64();
     let steady_requests = take_requests();
-    let (rss_end, hwm) = rss_kb();
+    let (rss_end, hwm) = rdg_e2e::procfs::own_rss_kb();
     let round = |x: f64| (x * 100.0).round() / 100.0;
     json!({
         "groups": n,
