@@ -683,28 +683,19 @@ fn sweep_leftovers() {
             Err(_) => false,
         }
     };
-    if let Ok(procs) = fs::read_dir("/proc") {
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            if let Some(at) = cmdline.find(&needle)
-                && owner_dead(&cmdline[at + needle.len()..])
-            {
-                eprintln!(
-                    "rdg-e2e: killing process {pid} left by a dead test run: {}",
-                    cmdline.replace('\0', " ")
-                );
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+    for pid in crate::procfs::pids() {
+        let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if let Some(at) = cmdline.find(&needle)
+            && owner_dead(&cmdline[at + needle.len()..])
+        {
+            eprintln!(
+                "rdg-e2e: killing process {pid} left by a dead test run: {}",
+                cmdline.replace('\0', " ")
+            );
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
     if let Ok(entries) = fs::read_dir(&tmp) {

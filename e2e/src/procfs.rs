@@ -59,21 +59,23 @@ pub fn clock_ticks_per_second() -> u64 {
     u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
+/// The ids of every process in `/proc` now (empty when it cannot be read).
+pub fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .collect()
+}
+
 /// Every living process in the tree rooted at `root` (root first), zombies excluded.
 pub fn tree(root: i32) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(s) = stat(pid) {
-                children.entry(s.ppid).or_default().push(pid);
-            }
+    for pid in pids() {
+        if let Some(s) = stat(pid) {
+            children.entry(s.ppid).or_default().push(pid);
         }
     }
     let mut out = Vec::new();
