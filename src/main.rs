@@ -31,6 +31,8 @@ enum Command {
     Agent(cmd::agent::Args),
     /// Ask the group over the network which member is hot.
     Status(cmd::status::Args),
+    /// Ask the local hot member for a planned hand-over to another member (needs its token).
+    Switchover(cmd::switchover::Args),
     /// Send the configuration's carousel channels (only while hot, with a role file).
     Transmit(cmd::transmit::Args),
     /// Listen to a carousel channel like a set-top box and report what arrived.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(&args),
         Command::Agent(args) => cmd::agent::run(&args),
         Command::Status(args) => cmd::status::run(&args),
+        Command::Switchover(args) => cmd::switchover::run(&args),
         Command::Transmit(args) => cmd::transmit::run(&args),
         Command::Receive(args) => cmd::receive::run(&args),
         Command::Controller(args) => cmd::controller::run(&args),

@@ -9,6 +9,7 @@ use rdg_core::State;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,11 +44,16 @@ fn status(g: &LocalGroup, name: &str) -> Value {
 
 /// A minimal HTTP/1.0 request; returns the status code and body.
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_with(addr, method, path, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: x\r\n{headers}Content-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -481,10 +487,58 @@ fn operator_switchover_over_http() {
     g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
     g.start("b").unwrap();
     g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
-    let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=nobody");
-    assert_eq!(code, 400, "{body}");
-    let (code, body) = http(g.status_addr("a"), "POST", "/switchover?to=b");
-    assert_eq!(code, 202, "{body}");
+    let addr = g.status_addr("a");
+
+    // The agent created its token beside its role file, readable by its owner only.
+    let token_path = g.role_path("a").with_extension("token");
+    let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", token_path.display());
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    let token = token.trim();
+    assert!(token.len() >= 32, "{token:?}");
+
+    // Without the token, or with another one, nothing moves: 401, logged and counted.
+    let (code, body) = http(addr, "POST", "/switchover?to=b");
+    assert_eq!(code, 401, "{body}");
+    let wrong = format!("Authorization: Bearer {}\r\n", "0".repeat(64));
+    let (code, body) = http_with(addr, "POST", "/switchover?to=b", &wrong);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = http_with(addr, "POST", "/switchover", &wrong);
+    assert_eq!(code, 401, "an unauthorised caller learns nothing: {body}");
+    let (_, metrics) = get(&g, "a", "/metrics");
+    assert_eq!(metric(&metrics, "rdg_switchover_unauthorized_total "), 3.0);
+    g.wait_until(SETTLE, "the refusals in a's log", || {
+        let log = std::fs::read_to_string(g.log_path("a")).unwrap_or_default();
+        log.matches("switchover refused").count() >= 3
+    });
+    // The other endpoints are read-only; switchover is POST only.
+    for path in ["/status", "/healthz", "/metrics"] {
+        assert_eq!(http(addr, "POST", path).0, 405, "POST {path}");
+    }
+    assert_eq!(http(addr, "GET", "/switchover?to=b").0, 405);
+    assert!(g.role_is("a", State::HS) && g.role_is("b", State::SBS));
+
+    // `rdg switchover` reads the token and passes it; an unknown member is refused.
+    let cli = |to: &str| {
+        let out = Command::new(RDG)
+            .arg("switchover")
+            .arg("--config")
+            .arg(g.config_path())
+            .arg("--role-file")
+            .arg(g.role_path("a"))
+            .args(["--status-listen", &addr.to_string(), "--to", to])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = cli("nobody");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("HTTP 400"), "{text}");
+    let (code, text) = cli("b");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("switchover to b requested"), "{text}");
     // Priority 0 is allowed by an operator's command.
     g.wait_until(SETTLE, "b hot by switchover", || {
         let hot = g.hot_now();
@@ -492,4 +546,15 @@ fn operator_switchover_over_http() {
         g.role_is("b", State::HS)
     });
     g.wait_until(SETTLE, "a standby", || g.role_is("a", State::SBS));
+
+    // The raw request with the token is accepted as well (the reporter's way).
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let b_token = std::fs::read_to_string(g.role_path("b").with_extension("token")).unwrap();
+    assert_ne!(b_token.trim(), token, "each member has its own token");
+    let b_bearer = format!("Authorization: Bearer {}\r\n", b_token.trim());
+    let (code, body) = http_with(g.status_addr("b"), "POST", "/switchover?to=a", &bearer);
+    assert_eq!(code, 401, "a's token opens b: {body}");
+    let (code, body) = http_with(g.status_addr("b"), "POST", "/switchover?to=a", &b_bearer);
+    assert_eq!(code, 202, "{body}");
+    g.wait_until(SETTLE, "a hot again", || g.role_is("a", State::HS));
 }

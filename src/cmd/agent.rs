@@ -11,6 +11,7 @@
 //! best-effort and off the data path; without the variables nothing changes.
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
+use rdg_agent::switchover_token;
 use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, ReporterThread};
 use std::net::SocketAddr;
@@ -62,13 +63,24 @@ pub fn run(args: &Args) -> ExitCode {
             }
         },
     };
+    let role_file: PathBuf = args
+        .role_file
+        .clone()
+        .unwrap_or_else(|| cfg.role_file_path().into());
+    // The switchover credential, read or created before anything can ask for a switchover.
+    let token_path = switchover_token::path_for(cfg.status.token_file.as_deref(), &role_file);
+    let switchover_token = match switchover_token::load_or_create(&token_path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rdg agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let opts = AgentOptions {
-        role_file: args
-            .role_file
-            .clone()
-            .unwrap_or_else(|| cfg.role_file_path().into()),
+        role_file,
         status_listen: args.status_listen.unwrap_or(cfg.status.listen),
         member,
+        switchover_token: switchover_token.clone(),
         config: cfg,
     };
     // Kubernetes mode: the reporter reads this agent's /status over loopback, on its own
@@ -83,7 +95,12 @@ pub fn run(args: &Args) -> ExitCode {
                 node = %env.node,
                 "Kubernetes mode: reporting this member into its RedundantGroup"
             );
-            let cfg = ReporterConfig::new(env, opts.member.clone(), opts.status_listen);
+            let cfg = ReporterConfig::new(
+                env,
+                opts.member.clone(),
+                opts.status_listen,
+                switchover_token,
+            );
             match ReporterThread::spawn(cfg) {
                 Ok(r) => Some(r),
                 Err(e) => {

@@ -11,6 +11,7 @@ pub mod install;
 pub mod receive;
 pub mod simulate;
 pub mod status;
+pub mod switchover;
 pub mod transmit;
 
 use rdg_core::config::{GroupConfig, LoadError};

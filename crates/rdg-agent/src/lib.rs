@@ -17,5 +17,6 @@ pub mod query;
 pub mod role_file;
 pub mod role_writer;
 pub mod status;
+pub mod switchover_token;
 pub mod transport;
 pub mod vip;

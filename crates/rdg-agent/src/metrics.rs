@@ -92,6 +92,8 @@ pub struct Metrics {
     pub anomalies: Family<NetLabels, Counter>,
     /// Notify command runs that failed or timed out.
     pub notify_failures: Counter,
+    /// `POST /switchover` requests refused for a missing or wrong credential.
+    pub switchover_unauthorized: Counter,
     /// 1 while the VIP is on this host.
     pub vip_held: Family<VipLabels, Gauge>,
     /// Gratuitous ARP / unsolicited NA packets sent, per VIP.
@@ -119,6 +121,7 @@ impl Metrics {
             ]),
             anomalies: Family::default(),
             notify_failures: Counter::default(),
+            switchover_unauthorized: Counter::default(),
             vip_held: Family::default(),
             garp_sent: Family::default(),
             arp_probes: Family::default(),
@@ -179,6 +182,11 @@ impl Metrics {
             "notify_failures",
             "Notify command runs that failed or timed out",
             m.notify_failures.clone(),
+        );
+        registry.register(
+            "switchover_unauthorized",
+            "Switchover requests refused for a missing or wrong credential",
+            m.switchover_unauthorized.clone(),
         );
         registry.register(
             "vip_held",

@@ -1,13 +1,15 @@
 //! The local status endpoint: `GET /status` (JSON: this member, its view of every member, the
 //! hot member, epoch, per-network heartbeat health, net check), `GET /healthz` (200 while the
 //! agent loop answers), `GET /metrics` (Prometheus text) and `POST /switchover?to=MEMBER` (an
-//! operator's planned hand-over). Requests that need the agent's state are answered by the
+//! operator's planned hand-over, only with the member's token as `Authorization: Bearer`; see
+//! [`crate::switchover_token`]). Requests that need the agent's state are answered by the
 //! agent loop itself over a channel, so a report is never stale and costs nothing unless asked.
 
 use crate::metrics::Metrics;
+use crate::switchover_token::Token;
 use axum::Router;
-use axum::extract::{Query, State as AxState};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use rdg_core::State;
@@ -219,20 +221,28 @@ pub enum Request {
 struct Shared {
     tx: mpsc::Sender<Request>,
     metrics: Arc<Metrics>,
+    token: Arc<Token>,
 }
 
-/// Serves the endpoint on an already bound listener until the process ends.
+/// Serves the endpoint on an already bound listener until the process ends; `token` is the
+/// credential a switchover request must carry.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tx: mpsc::Sender<Request>,
     metrics: Arc<Metrics>,
+    token: Token,
 ) {
     let app = Router::new()
         .route("/status", get(status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/switchover", post(switchover))
-        .with_state(Shared { tx, metrics });
+        .with_state(Shared {
+            tx,
+            metrics,
+            token: Arc::new(token),
+        });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "status endpoint stopped");
     }
@@ -287,14 +297,41 @@ async fn metrics_text(AxState(s): AxState<Shared>) -> Response {
 
 #[derive(Deserialize)]
 struct SwitchoverQuery {
-    to: String,
+    /// Absent: refused after the credential check, so an unauthorised caller learns nothing.
+    to: Option<String>,
 }
 
-async fn switchover(AxState(s): AxState<Shared>, Query(q): Query<SwitchoverQuery>) -> Response {
-    match ask(&s, |tx| Request::Switchover(q.to.clone(), tx)).await {
+async fn switchover(
+    AxState(s): AxState<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<SwitchoverQuery>,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !s.token.accepts_header(presented) {
+        s.metrics.switchover_unauthorized.inc();
+        tracing::warn!(
+            %peer,
+            to = q.to.as_deref().unwrap_or(""),
+            credential = if presented.is_some() { "wrong" } else { "missing" },
+            "switchover refused: the request does not carry this member's token"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"rdg\"")],
+            "switchover needs the member's token (Authorization: Bearer, see status.tokenFile)\n",
+        )
+            .into_response();
+    }
+    let Some(to) = q.to else {
+        return (StatusCode::BAD_REQUEST, "missing ?to=MEMBER\n").into_response();
+    };
+    match ask(&s, |tx| Request::Switchover(to.clone(), tx)).await {
         Ok(Ok(())) => (
             StatusCode::ACCEPTED,
-            format!("switchover to {} requested\n", q.to),
+            format!("switchover to {to} requested\n"),
         )
             .into_response(),
         Ok(Err(why)) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),

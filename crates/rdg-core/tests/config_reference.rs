@@ -138,8 +138,9 @@ fn every_key_of_the_examples_is_in_the_reference() {
 }
 
 /// The rows under `prefix` must show exactly the values `defaults` (a section's `Default`
-/// serialized) has, key by key, and no key of the section may be missing.
-fn assert_section_defaults(rows: &[Row], prefix: &str, defaults: Value) {
+/// serialized) has, key by key, and no key of the section may be missing; `unset` are the
+/// section's optional keys that have no default (left out of `defaults`).
+fn assert_section_defaults(rows: &[Row], prefix: &str, defaults: Value, unset: &[&str]) {
     let Value::Object(defaults) = defaults else {
         panic!("{prefix}: a section serializes to an object");
     };
@@ -161,7 +162,19 @@ fn assert_section_defaults(rows: &[Row], prefix: &str, defaults: Value) {
                 .is_some_and(|rest| !rest.contains('.'))
         })
         .count();
-    assert_eq!(keys_in_reference, defaults.len(), "keys of `{prefix}`");
+    for key in unset {
+        let r = row(rows, &format!("{prefix}.{key}"));
+        assert!(
+            r.default.is_none() && !r.required,
+            "`{}` is optional",
+            r.path
+        );
+    }
+    assert_eq!(
+        keys_in_reference,
+        defaults.len() + unset.len(),
+        "keys of `{prefix}`"
+    );
 }
 
 #[test]
@@ -171,21 +184,25 @@ fn known_rows_show_the_defaults_of_the_code() {
         &rows,
         "heartbeat",
         serde_json::to_value(Heartbeat::default()).unwrap(),
+        &[],
     );
     assert_section_defaults(
         &rows,
         "timeouts",
         serde_json::to_value(Timeouts::default()).unwrap(),
+        &[],
     );
     assert_section_defaults(
         &rows,
         "netCheck",
         serde_json::to_value(NetCheck::default()).unwrap(),
+        &[],
     );
     assert_section_defaults(
         &rows,
         "status",
         serde_json::to_value(StatusEndpoint::default()).unwrap(),
+        &["tokenFile"],
     );
 
     let interval = row(&rows, "heartbeat.interval");

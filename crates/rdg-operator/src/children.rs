@@ -3,7 +3,7 @@
 //! transmitter after it) and, when asked, a Service selecting the hot member's pod. All carry
 //! an owner reference to the group, so deleting the group deletes them.
 
-use crate::render::{CONFIG_DIR, CONFIG_KEY, KEY_DIR, ROLE_DIR, Rendered};
+use crate::render::{CONFIG_DIR, CONFIG_KEY, KEY_DIR, ROLE_DIR, Rendered, TOKEN_DIR};
 use crate::resource::{DEFAULT_LOG_LEVEL, MemberSpec, RedundantGroup, objects_dir};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
@@ -230,12 +230,25 @@ pub fn pod(
             }),
             ..Volume::default()
         },
+        // The switchover token, in memory and mounted by the agent container only.
+        Volume {
+            name: "agent-private".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_string()),
+                size_limit: Some(Quantity(RUN_SIZE_LIMIT.to_string())),
+            }),
+            ..Volume::default()
+        },
     ];
     let mut agent_mounts = vec![
         mount("config", CONFIG_DIR),
         VolumeMount {
             read_only: Some(false),
             ..mount("run", ROLE_DIR)
+        },
+        VolumeMount {
+            read_only: Some(false),
+            ..mount("agent-private", TOKEN_DIR)
         },
     ];
     if let Some(a) = &s.auth {

@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 /// Directory of the role file inside member pods (an in-memory emptyDir shared by the agent
 /// and the transmitter containers).
 pub const ROLE_DIR: &str = "/run/rdg";
+/// Directory of the switchover token inside member pods: an in-memory emptyDir only the agent
+/// container mounts (the in-process reporter is the only other user of the token).
+pub const TOKEN_DIR: &str = "/run/rdg-agent";
 /// Directory the HMAC key Secret is mounted at.
 pub const KEY_DIR: &str = "/etc/rdg/key";
 /// Directory the rendered configuration ConfigMap is mounted at.
@@ -39,6 +42,7 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
         .name
         .clone()
         .unwrap_or_else(|| resource_name.to_string());
+    let token_file = format!("{TOKEN_DIR}/{name}.token");
     let config = GroupConfig {
         role_file: Some(format!("{ROLE_DIR}/{name}.role")),
         name,
@@ -62,7 +66,10 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
         auth: spec.auth.as_ref().map(|a| Auth {
             key_file: format!("{KEY_DIR}/{}", a.secret_ref.key),
         }),
-        status: spec.status.clone(),
+        status: rdg_core::config::StatusEndpoint {
+            token_file: Some(token_file),
+            ..spec.status.clone()
+        },
         transmitter: spec.carousel(),
         notify: spec.notify.clone(),
     };
@@ -96,6 +103,15 @@ fn spec_path(path: &str) -> String {
 fn kubernetes_problems(spec: &RedundantGroupSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut add = |path: String, message: String| out.push(Problem { path, message });
+    if spec.status.token_file.is_some() {
+        add(
+            "status.tokenFile".to_string(),
+            format!(
+                "leave it out: member pods keep the switchover token in {TOKEN_DIR}, a volume \
+                 only the agent container mounts"
+            ),
+        );
+    }
     for (i, m) in spec.members.iter().enumerate() {
         match (&m.node_name, m.node_selector.is_empty()) {
             (None, true) => add(
@@ -270,6 +286,12 @@ mod tests {
         assert_eq!(back.name, "infocast");
         assert_eq!(back.auth.unwrap().key_file, "/etc/rdg/key/key");
         assert_eq!(r.role_file(), "/run/rdg/infocast.role");
+        assert_eq!(
+            r.config.status.token_file.as_deref(),
+            Some("/run/rdg-agent/infocast.token")
+        );
+        let s = spec(json!({"status": {"tokenFile": "/tmp/t"}}));
+        assert_eq!(paths(render("infocast", &s)), ["status.tokenFile"]);
     }
 
     #[test]

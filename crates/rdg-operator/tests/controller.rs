@@ -479,6 +479,19 @@ async fn with_a_transmitter_the_agent_is_a_native_sidecar_before_the_carousel() 
     let empty_dir = run.empty_dir.clone().unwrap();
     assert_eq!(empty_dir.medium.as_deref(), Some("Memory"));
     assert!(empty_dir.size_limit.is_some());
+    // The switchover token's volume is the agent's alone.
+    assert!(!mounts.iter().any(|m| m.mount_path == "/run/rdg-agent"));
+    let agent_mounts = init[0].volume_mounts.clone().unwrap();
+    let private = agent_mounts
+        .iter()
+        .find(|m| m.mount_path == "/run/rdg-agent")
+        .expect("the agent mounts its private volume");
+    assert!(ps.containers.iter().all(|c| {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| m.name != private.name)
+    }));
     let sc = tx.security_context.clone().unwrap();
     assert_eq!(sc.run_as_non_root, Some(true));
     assert!(

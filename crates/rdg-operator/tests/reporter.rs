@@ -6,6 +6,7 @@
 
 use kube::Resource;
 use rdg_agent::status::StatusReport;
+use rdg_agent::switchover_token::Token;
 use rdg_operator::RedundantGroup;
 use rdg_operator::fake_api::{self, Call, Contents, FakeApiServer, Reply};
 use rdg_operator::reporter::run::run;
@@ -116,8 +117,17 @@ async fn serve_agent(agent: Arc<Mutex<Agent>>) -> SocketAddr {
                         a.status_hits += 1;
                         (200, a.report.clone().unwrap().to_string())
                     } else if let Some(to) = target.strip_prefix("/switchover?to=") {
-                        a.switchovers.push(to.to_string());
-                        (202, format!("switchover to {to} requested\n"))
+                        // The real agent refuses a switchover without its token (401).
+                        let bearer = format!("authorization: {}", token().bearer());
+                        if head
+                            .to_ascii_lowercase()
+                            .contains(&bearer.to_ascii_lowercase())
+                        {
+                            a.switchovers.push(to.to_string());
+                            (202, format!("switchover to {to} requested\n"))
+                        } else {
+                            (401, "switchover needs the member's token\n".to_string())
+                        }
                     } else {
                         (404, String::new())
                     }
@@ -131,6 +141,11 @@ async fn serve_agent(agent: Arc<Mutex<Agent>>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// The agent's switchover credential in these tests.
+fn token() -> Token {
+    Token::parse("0123456789abcdef0123456789abcdef").unwrap()
 }
 
 /// This member (`ics-b`) in `state`, with `ics-a` alive and heard on both networks.
@@ -186,6 +201,7 @@ impl Harness {
             },
             member: "ics-b".into(),
             agent: addr,
+            switchover_token: token(),
             tuning: Tuning {
                 poll: Duration::from_millis(20),
                 agent_timeout: Duration::from_secs(2),

@@ -51,6 +51,8 @@ pub struct AgentOptions {
     pub role_file: PathBuf,
     /// Where the status endpoint listens (the config's `status.listen` unless overridden).
     pub status_listen: SocketAddr,
+    /// The credential `POST /switchover` requires (see [`crate::switchover_token`]).
+    pub switchover_token: crate::switchover_token::Token,
 }
 
 /// Why the agent could not start or had to stop.

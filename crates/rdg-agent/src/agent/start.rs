@@ -64,7 +64,12 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
             source,
         })?;
     let (req_tx, requests) = mpsc::channel::<Request>(16);
-    tokio::spawn(crate::status::serve(listener, req_tx, Arc::clone(&metrics)));
+    tokio::spawn(crate::status::serve(
+        listener,
+        req_tx,
+        Arc::clone(&metrics),
+        opts.switchover_token.clone(),
+    ));
     let notifier = match &cfg.notify {
         Some(n) => Notifier::start(
             n.command.clone(),

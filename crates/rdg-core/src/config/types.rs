@@ -305,6 +305,10 @@ pub struct StatusEndpoint {
     /// Address to serve /status, /healthz, /metrics and POST /switchover on.
     #[serde(default = "default_status_listen")]
     pub listen: SocketAddr,
+    /// File holding the token `POST /switchover` requires (owner-only; created with a random
+    /// token when missing); default: beside the role file, `/run/rdg/<name>.token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
 }
 
 fn default_status_listen() -> SocketAddr {
@@ -315,6 +319,7 @@ impl Default for StatusEndpoint {
     fn default() -> Self {
         StatusEndpoint {
             listen: default_status_listen(),
+            token_file: None,
         }
     }
 }

@@ -620,6 +620,18 @@ impl GroupConfig {
                 ),
             );
         }
+        if let Some(path) = &self.status.token_file {
+            if !path.starts_with('/') || path.ends_with('/') {
+                r.add(
+                    "status.tokenFile",
+                    format!(
+                        "{path:?} must be an absolute path to a file: the agent, `rdg switchover` \
+                         and the reporter must find the same file (leave it out for \
+                         /run/rdg/<name>.token)"
+                    ),
+                );
+            }
+        }
     }
 
     fn check_transmitter(&self, r: &mut Report) {
@@ -1189,6 +1201,15 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         assert!(problem_at(&cfg, "roleFile").contains("empty"));
         cfg.role_file = Some("/run/rdg/".into());
         assert!(problem_at(&cfg, "roleFile").contains("not a directory"));
+        for bad in ["", "token", "/run/rdg/"] {
+            cfg.status.token_file = Some(bad.into());
+            assert!(
+                problem_at(&cfg, "status.tokenFile").contains("absolute"),
+                "{bad:?}"
+            );
+        }
+        cfg.status.token_file = Some("/etc/rdg/switchover.token".into());
+        assert!(!paths(&cfg).contains(&"status.tokenFile".to_string()));
     }
 
     fn channel() -> Channel {

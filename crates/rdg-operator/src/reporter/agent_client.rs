@@ -1,9 +1,10 @@
 //! A tiny HTTP/1.1 client for the agent's own local endpoint (`GET /status`,
-//! `POST /switchover?to=`): one short-lived connection per request, each bounded by a timeout,
+//! `POST /switchover?to=` with the member's token): one short-lived connection per request, each bounded by a timeout,
 //! so a stuck agent can never stall the reporter. A full HTTP client stack would be more code
 //! to build than this for two loopback calls.
 
 use rdg_agent::status::StatusReport;
+use rdg_agent::switchover_token::Token;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use thiserror::Error;
@@ -55,6 +56,8 @@ pub enum AgentCallError {
 pub struct AgentClient {
     addr: SocketAddr,
     timeout: Duration,
+    /// Sent with `POST /switchover` (None: sent without, which the agent refuses).
+    token: Option<Token>,
 }
 
 impl AgentClient {
@@ -68,7 +71,19 @@ impl AgentClient {
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
             });
         }
-        AgentClient { addr, timeout }
+        AgentClient {
+            addr,
+            timeout,
+            token: None,
+        }
+    }
+
+    /// The same client, sending `token` with switchover requests.
+    pub fn with_token(self, token: Token) -> AgentClient {
+        AgentClient {
+            token: Some(token),
+            ..self
+        }
     }
 
     /// The address requests go to.
@@ -115,8 +130,12 @@ impl AgentClient {
             source,
         };
         let mut stream = TcpStream::connect(self.addr).await.map_err(io)?;
+        let auth = match (&self.token, method) {
+            (Some(t), "POST") => format!("Authorization: {}\r\n", t.bearer()),
+            _ => String::new(),
+        };
         let request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
         );
         stream.write_all(request.as_bytes()).await.map_err(io)?;

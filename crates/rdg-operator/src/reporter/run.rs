@@ -19,6 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
+use rdg_agent::switchover_token::Token;
 use rdg_core::State;
 use serde_json::json;
 use std::future::Future;
@@ -76,17 +77,25 @@ pub struct ReporterConfig {
     pub member: String,
     /// The agent's local endpoint (`status.listen`).
     pub agent: SocketAddr,
+    /// The agent's switchover credential (the agent and the reporter share a process).
+    pub switchover_token: Token,
     /// Timing.
     pub tuning: Tuning,
 }
 
 impl ReporterConfig {
     /// A configuration with the default timing.
-    pub fn new(env: K8sEnv, member: String, agent: SocketAddr) -> ReporterConfig {
+    pub fn new(
+        env: K8sEnv,
+        member: String,
+        agent: SocketAddr,
+        switchover_token: Token,
+    ) -> ReporterConfig {
         ReporterConfig {
             env,
             member,
             agent,
+            switchover_token,
             tuning: Tuning::default(),
         }
     }
@@ -106,7 +115,8 @@ pub fn role_of(state: State) -> &'static str {
 pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output = ()>) {
     let t = &cfg.tuning;
     let env = &cfg.env;
-    let agent = AgentClient::new(cfg.agent, t.agent_timeout);
+    let agent =
+        AgentClient::new(cfg.agent, t.agent_timeout).with_token(cfg.switchover_token.clone());
     let manager = field_manager(&cfg.member);
     let groups: Api<RedundantGroup> = Api::namespaced(client.clone(), &env.namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &env.namespace);
