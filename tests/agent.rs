@@ -558,3 +558,69 @@ fn operator_switchover_over_http() {
     assert_eq!(code, 202, "{body}");
     g.wait_until(SETTLE, "a hot again", || g.role_is("a", State::HS));
 }
+
+#[test]
+fn a_reload_that_cannot_read_its_keys_keeps_the_current_ones() {
+    let dir =
+        rdg_agent::local_group::scratch_dir().join(format!("rdg-reload-{}", std::process::id()));
+    let key = dir.join("group.key");
+    let mut g = LocalGroup::builder(RDG, "t17", 17)
+        .member("a", 100)
+        .member("b", 50)
+        .dir(&dir)
+        .extra_yaml(&format!("auth: {{keyFile: {}}}\n", key.display()))
+        .build()
+        .unwrap();
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
+    let sample = |series: &str| metric(&get(&g, "a", "/metrics").1, series);
+    assert_eq!(sample("rdg_auth_keys "), 1.0);
+
+    // A key file that is not there, then authentication turned off: both refused, logged.
+    let yaml = std::fs::read_to_string(g.config_path()).unwrap();
+    let missing = yaml.replace(
+        &key.display().to_string(),
+        &dir.join("missing.key").display().to_string(),
+    );
+    let without_auth: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("auth:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (i, text) in [missing, without_auth].iter().enumerate() {
+        std::fs::write(g.config_path(), text).unwrap();
+        g.signal("a", nix::sys::signal::Signal::SIGHUP).unwrap();
+        let failed = (i + 1) as f64;
+        g.wait_until(SETTLE, "the reload to fail", || {
+            sample("rdg_config_reloads_total{result=\"failed\"} ") == failed
+        });
+    }
+    let log = std::fs::read_to_string(g.log_path("a")).unwrap();
+    assert!(log.contains("missing.key"), "{log}");
+    assert!(
+        log.contains("turning heartbeat authentication on or off"),
+        "{log}"
+    );
+    assert_eq!(sample("rdg_auth_keys "), 1.0);
+    // Still one group: b hears a with the key both still use.
+    let heard = metric(
+        &get(&g, "b", "/metrics").1,
+        "rdg_heartbeats_received_total{network=\"n1\"} ",
+    );
+    g.wait_until(SETTLE, "b to keep accepting a's heartbeats", || {
+        metric(
+            &get(&g, "b", "/metrics").1,
+            "rdg_heartbeats_received_total{network=\"n1\"} ",
+        ) >= heard + 5.0
+    });
+    let b_metrics = get(&g, "b", "/metrics").1;
+    let rejected: Vec<&str> = b_metrics
+        .lines()
+        .filter(|l| l.starts_with("rdg_datagrams_rejected_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert!(rejected.is_empty(), "b rejected datagrams: {rejected:?}");
+    assert!(g.role_is("a", State::HS) && g.role_is("b", State::SBS));
+}

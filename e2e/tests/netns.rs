@@ -858,3 +858,101 @@ fn s10_hostile_datagrams_change_nothing_and_are_counted() {
     report.assert_never_hot("ics-b");
     report.assert_never_hot("ics-c");
 }
+
+#[test]
+fn s11_keys_rotate_member_by_member_without_a_rejected_heartbeat() {
+    if !require_root("s11_keys_rotate_member_by_member_without_a_rejected_heartbeat") {
+        return;
+    }
+    let mut config = GroupConfig::three_members();
+    config.auth_key = Some(KEY.to_vec());
+    let lab = Lab::with_client(config);
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let members = lab.member_names();
+    let watch = lab.watch_hot();
+    let old = lab.dir().join("group.key");
+    let new = lab.dir().join("new.key");
+    std::fs::write(
+        &new,
+        "c41f0e9d2b7a5e3c1f8d6b4a2e0c9f7d5b3a1e8c6f4d2b0a9e7c5f3d1b8a6e4c\n",
+    )
+    .unwrap();
+    let sample = |m: &str, name: &str, labels: &[(&str, &str)]| {
+        let text = lab
+            .metrics(m)
+            .unwrap_or_else(|e| lab.fail(&format!("/metrics of {m}: {e}")));
+        metrics::sum(&text, name, labels)
+    };
+    let rejected = |m: &str| sample(m, "rdg_datagrams_rejected_total", &[]);
+    let received = |m: &str| sample(m, "rdg_heartbeats_received_total", &[]);
+    let rejected_before: Vec<f64> = members.iter().map(|m| rejected(m)).collect();
+
+    // The documented rotation: the new key second everywhere, then first, then the old one out.
+    let steps = [vec![&old, &new], vec![&new, &old], vec![&new]];
+    for keys in &steps {
+        let list = keys
+            .iter()
+            .map(|k| k.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        for m in &members {
+            let file = lab.config_file(m);
+            let yaml = std::fs::read_to_string(file).unwrap();
+            let rewritten: String = yaml
+                .lines()
+                .map(|l| match l.starts_with("auth:") {
+                    true => format!("auth: {{keyFiles: [{list}]}}\n"),
+                    false => format!("{l}\n"),
+                })
+                .collect();
+            assert_ne!(yaml, rewritten, "{m}'s configuration has an auth line");
+            std::fs::write(file, rewritten).unwrap();
+            let reloads = sample(m, "rdg_config_reloads_total", &[("result", "ok")]);
+            let pid = lab
+                .pid(m)
+                .unwrap_or_else(|| lab.fail(&format!("{m} is not running")));
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+            lab.wait_until(SETTLE, &format!("{m} to take up [{list}]"), || {
+                sample(m, "rdg_config_reloads_total", &[("result", "ok")]) > reloads
+                    && sample(m, "rdg_auth_keys", &[]) == keys.len() as f64
+            });
+            // A few heartbeats in this state before the next member moves.
+            let heard = received(m);
+            lab.wait_until(
+                SETTLE,
+                &format!("{m} to hear heartbeats with [{list}]"),
+                || received(m) >= heard + 6.0,
+            );
+        }
+        println!("every member took up [{list}]");
+    }
+
+    for (m, before) in members.iter().zip(&rejected_before) {
+        assert_eq!(
+            rejected(m),
+            *before,
+            "{m} rejected datagrams during the rotation"
+        );
+        let s = status(&lab, m);
+        assert_eq!(s["hot"], "ics-a", "{m}: {s:#}");
+        assert_eq!(
+            s["epoch"], epoch,
+            "{m}: no takeover during the rotation: {s:#}"
+        );
+    }
+    let report = watch.stop();
+    report.assert_never_two_hot();
+    report.assert_never_hot("ics-b");
+    report.assert_never_hot("ics-c");
+
+    // The old key is really gone: a heartbeat signed with it is now a bad MAC.
+    let bad_mac = |m: &str| sample(m, "rdg_datagrams_rejected_total", &[("reason", "bad_mac")]);
+    let before = bad_mac("ics-b");
+    let old_signed = encode(&forged("e2e", "ics-c", 1000, 0), Some(KEY)).unwrap();
+    let dest = SocketAddrV4::new(lab.address("ics-b", Net::Primary), lab.config().port);
+    let client = lab.client_netns().to_string();
+    send_udp(&client, Net::Primary.client(), dest, &[old_signed]).unwrap();
+    lab.wait_until(SETTLE, "ics-b to refuse the old key", || {
+        bad_mac("ics-b") > before
+    });
+}

@@ -81,6 +81,7 @@ pub fn run(args: &Args) -> ExitCode {
         status_listen: args.status_listen.unwrap_or(cfg.status.listen),
         member,
         switchover_token: switchover_token.clone(),
+        config_path: Some(args.config.clone()),
         config: cfg,
     };
     // Kubernetes mode: the reporter reads this agent's /status over loopback, on its own

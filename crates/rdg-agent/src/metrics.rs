@@ -94,6 +94,10 @@ pub struct Metrics {
     pub notify_failures: Counter,
     /// `POST /switchover` requests refused for a missing or wrong credential.
     pub switchover_unauthorized: Counter,
+    /// HMAC keys heartbeats are accepted with (0: no authentication).
+    pub auth_keys: Gauge,
+    /// Configuration re-reads on SIGHUP, by result.
+    pub reloads: Family<ResultLabels, Counter>,
     /// 1 while the VIP is on this host.
     pub vip_held: Family<VipLabels, Gauge>,
     /// Gratuitous ARP / unsolicited NA packets sent, per VIP.
@@ -122,6 +126,8 @@ impl Metrics {
             anomalies: Family::default(),
             notify_failures: Counter::default(),
             switchover_unauthorized: Counter::default(),
+            auth_keys: Gauge::default(),
+            reloads: Family::default(),
             vip_held: Family::default(),
             garp_sent: Family::default(),
             arp_probes: Family::default(),
@@ -187,6 +193,16 @@ impl Metrics {
             "switchover_unauthorized",
             "Switchover requests refused for a missing or wrong credential",
             m.switchover_unauthorized.clone(),
+        );
+        registry.register(
+            "auth_keys",
+            "HMAC keys heartbeats are accepted with (0: no authentication)",
+            m.auth_keys.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration re-reads on SIGHUP (new auth keys), by result",
+            m.reloads.clone(),
         );
         registry.register(
             "vip_held",

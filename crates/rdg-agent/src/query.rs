@@ -4,10 +4,10 @@
 //! state, priority, epoch and the hot member it knows. Replies are gathered until every member
 //! answered or the wait ends.
 
-use crate::auth::{KeyError, load_key};
+use crate::auth::{KeyError, load_keys};
 use crate::transport::interface_of;
 use rdg_core::config::GroupConfig;
-use rdg_core::wire::{self, Flags, Message, MessageType};
+use rdg_core::wire::{Flags, Message, MessageType};
 use rdg_core::{State, TemporalState};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -107,7 +107,7 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
     if cfg.is_standalone() {
         return Err(QueryError::Standalone);
     }
-    let key = load_key(cfg)?;
+    let keys = load_keys(cfg)?;
     let incarnation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
@@ -133,7 +133,7 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
             hot: String::new(),
             hot_heard_ago: None,
         };
-        let bytes = wire::encode(&msg, key.as_deref()).expect("a status query always encodes");
+        let bytes = keys.encode(&msg).expect("a status query always encodes");
         let destinations: Vec<SocketAddr> = match network.multicast {
             Some(group) => vec![SocketAddr::new(group, cfg.heartbeat.port)],
             None => cfg
@@ -163,7 +163,7 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
         for sock in &sockets {
             while let Ok((n, from)) = sock.recv_from(&mut buf) {
                 got = true;
-                let Ok(m) = wire::decode(&buf[..n], &cfg.name, key.as_deref()) else {
+                let Ok(m) = keys.decode(&buf[..n], &cfg.name) else {
                     continue;
                 };
                 if m.kind != MessageType::StatusReply || cfg.member(&m.member).is_none() {

@@ -236,8 +236,9 @@ fn known_rows_show_the_defaults_of_the_code() {
 /// Configurations that leave keys out, from nothing at all to one element in every list and
 /// every optional section present, each with only its required keys: every key that is not
 /// required is left out by one of them inside a section that is there.
-const SPARSE: [&str; 5] = [
+const SPARSE: [&str; 6] = [
     "{}",
+    "auth: {keyFiles: [k]}",
     "transmitter: {}",
     "transmitter: {channels: [{address: 224.2.2.2, port: 1, bitRate: 1Mbit}]}",
     "transmitter: {channels: [{address: 224.2.2.2, port: 1, bitRate: 1Mbit, objects: [{name: o}]}]}",

@@ -63,9 +63,16 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
         net_check: spec.net_check.clone(),
         vips: spec.vips.clone(),
         garp: spec.garp.clone(),
-        auth: spec.auth.as_ref().map(|a| Auth {
-            key_file: format!("{KEY_DIR}/{}", a.secret_ref.key),
-        }),
+        auth: spec
+            .auth
+            .as_ref()
+            .map(|a| match a.secret_ref.keys.as_slice() {
+                [] => Auth::key_file(format!("{KEY_DIR}/{}", a.secret_ref.key)),
+                keys => Auth {
+                    key_file: None,
+                    key_files: keys.iter().map(|k| format!("{KEY_DIR}/{k}")).collect(),
+                },
+            }),
         status: rdg_core::config::StatusEndpoint {
             token_file: Some(token_file),
             ..spec.status.clone()
@@ -92,9 +99,12 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
 /// Maps a configuration file path to the spec's: the same keys, except that the key file is
 /// the Secret reference and the carousel lives under `transmitter.channels` in both.
 fn spec_path(path: &str) -> String {
-    match path.strip_prefix("auth.keyFile") {
-        Some(rest) => format!("auth.secretRef.key{rest}"),
-        None => path.to_string(),
+    if let Some(rest) = path.strip_prefix("auth.keyFiles") {
+        format!("auth.secretRef.keys{rest}")
+    } else if let Some(rest) = path.strip_prefix("auth.keyFile") {
+        format!("auth.secretRef.key{rest}")
+    } else {
+        path.to_string()
     }
 }
 
@@ -284,7 +294,19 @@ mod tests {
         let back = GroupConfig::from_yaml(&r.yaml).unwrap();
         assert_eq!(back, r.config);
         assert_eq!(back.name, "infocast");
-        assert_eq!(back.auth.unwrap().key_file, "/etc/rdg/key/key");
+        assert_eq!(back.auth.unwrap().files(), ["/etc/rdg/key/key"]);
+        let rotating =
+            spec(json!({"auth": {"secretRef": {"name": "hmac", "keys": ["new", "old"]}}}));
+        let rot = render("infocast", &rotating).unwrap();
+        assert_eq!(
+            rot.config.auth.unwrap().files(),
+            ["/etc/rdg/key/new", "/etc/rdg/key/old"]
+        );
+        let twice = spec(json!({"auth": {"secretRef": {"name": "hmac", "keys": ["new", "new"]}}}));
+        assert_eq!(
+            paths(render("infocast", &twice)),
+            ["auth.secretRef.keys[1]"]
+        );
         assert_eq!(r.role_file(), "/run/rdg/infocast.role");
         assert_eq!(
             r.config.status.token_file.as_deref(),

@@ -204,6 +204,10 @@ pub struct SecretKeyRef {
     /// Key inside the Secret.
     #[serde(default = "default_secret_key")]
     pub key: String,
+    /// Instead of `key`, while keys are rotated: keys of the Secret, the signing key first;
+    /// heartbeats with a MAC of any of them are accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 fn default_secret_key() -> String {

@@ -30,7 +30,7 @@ impl Agent {
     /// Decodes, authenticates and de-duplicates one datagram, then feeds it to the node.
     pub(super) async fn on_datagram(&mut self, d: Datagram) {
         let now = monotonic();
-        let msg = match wire::decode(&d.bytes, &self.cfg.name, self.key.as_deref()) {
+        let msg = match self.keys.decode(&d.bytes, &self.cfg.name) {
             Ok(m) => m,
             Err(e) => {
                 self.reject(d.network, e.reason());
@@ -68,7 +68,7 @@ impl Agent {
     /// Encodes, signs and sends one datagram of the node.
     pub(super) fn send(&self, network: u8, to: Destination, message: &wire::Message) {
         let Some(t) = &self.transport else { return };
-        let bytes = match wire::encode(message, self.key.as_deref()) {
+        let bytes = match self.keys.encode(message) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode a datagram");

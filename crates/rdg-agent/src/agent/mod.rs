@@ -15,6 +15,7 @@
 
 mod datagrams;
 mod events;
+mod reload;
 mod report;
 mod start;
 mod vips;
@@ -53,6 +54,8 @@ pub struct AgentOptions {
     pub status_listen: SocketAddr,
     /// The credential `POST /switchover` requires (see [`crate::switchover_token`]).
     pub switchover_token: crate::switchover_token::Token,
+    /// The file `config` came from, re-read on SIGHUP for new keys (None: no reload).
+    pub config_path: Option<PathBuf>,
 }
 
 /// Why the agent could not start or had to stop.
@@ -105,6 +108,8 @@ struct Inputs {
     net: mpsc::Receiver<bool>,
     /// Requests of the status endpoint.
     requests: mpsc::Receiver<Request>,
+    /// SIGHUP: re-read the keys.
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 /// What woke the agent loop.
@@ -114,6 +119,7 @@ enum Wake {
     NetCheck(bool),
     Request(Request),
     VipProbe(ProbeDone),
+    Reload,
     Tick,
 }
 
@@ -123,12 +129,14 @@ struct Agent {
     /// The (state, epoch) last written to the role file.
     written: Option<(State, u64)>,
     replay: ReplayGuard,
-    key: Option<Vec<u8>>,
+    keys: crate::auth::Keys,
     transport: Option<Transport>,
     metrics: Arc<Metrics>,
     notifier: Notifier,
     role: RoleWriter,
     cfg: GroupConfig,
+    /// Where `cfg` came from (re-read on SIGHUP).
+    config_path: Option<PathBuf>,
     stopped: bool,
     vips: Option<VipManager>,
     /// When adding missing VIPs was last tried (retried every second while hot).
@@ -153,6 +161,7 @@ impl Agent {
             mut dgrams,
             mut net,
             mut requests,
+            mut hangups,
         } = inputs;
         tokio::pin!(stop);
         let lease = self.node.params().lease();
@@ -175,6 +184,7 @@ impl Agent {
                 Some(ok) = net.recv() => Wake::NetCheck(ok),
                 Some(r) = requests.recv() => Wake::Request(r),
                 Some(p) = vips::recv_probe(&mut probes) => Wake::VipProbe(p),
+                Some(()) = reload::next_hangup(&mut hangups) => Wake::Reload,
                 () = sleep => Wake::Tick,
             };
             let now = monotonic();
@@ -219,6 +229,7 @@ impl Agent {
                 Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }).await,
                 Wake::Request(r) => self.on_request(r).await,
                 Wake::VipProbe(p) => self.on_vip_probe(p).await,
+                Wake::Reload => self.reload(),
                 Wake::Tick => self.step(now, Input::Tick).await,
             }
         }

@@ -3,7 +3,7 @@
 //! node, the first role file and the first step.
 
 use super::{Agent, AgentError, AgentOptions, Inputs};
-use crate::auth::load_key;
+use crate::auth::load_keys;
 use crate::clock::monotonic;
 use crate::metrics::Metrics;
 use crate::net_check::{NetChecker, Pace};
@@ -26,8 +26,9 @@ use tokio::sync::{mpsc, watch};
 pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentError> {
     let cfg = &opts.config;
     let params = Params::from_config(cfg, &opts.member)?;
-    let key = load_key(cfg)?;
+    let keys = load_keys(cfg)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.auth_keys.set(keys.len() as i64);
     let standalone = cfg.is_standalone();
 
     // Start-up checks that can fail come first, before anything is announced.
@@ -87,7 +88,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         node,
         written: None,
         replay: ReplayGuard::new(params.timeout),
-        key,
+        keys,
         transport,
         metrics,
         notifier,
@@ -98,6 +99,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
             })
         })?,
         cfg: opts.config.clone(),
+        config_path: opts.config_path.clone(),
         stopped: false,
         vips,
         vip_attempt: Duration::ZERO,
@@ -129,6 +131,11 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         dgrams,
         net,
         requests,
+        hangups: opts
+            .config_path
+            .is_some()
+            .then(super::reload::hangups)
+            .flatten(),
     };
     Ok((agent, inputs))
 }

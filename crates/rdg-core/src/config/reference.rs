@@ -350,7 +350,8 @@ mod tests {
         };
         assert_eq!(row("auth").kind, Kind::Section);
         assert_eq!(row("auth").default_text(), "—");
-        assert_eq!(row("auth.keyFile").default_text(), "required");
+        assert_eq!(row("auth.keyFile").default_text(), "—");
+        assert_eq!(row("notify.command").default_text(), "required");
         assert_eq!(row("networks").kind, Kind::ListOfSections);
         assert_eq!(row("networks[].multicast").ty, "IP address");
         assert_eq!(row("members[].addresses").kind, Kind::Map);

@@ -290,12 +290,36 @@ impl Default for Garp {
     }
 }
 
-/// Heartbeat authentication.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// Heartbeat authentication: one key file, or a list of them while keys are rotated.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Auth {
     /// File holding the shared HMAC-SHA256 key; heartbeats without a valid MAC are dropped.
-    pub key_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Instead of `keyFile`, while keys are rotated: heartbeats are signed with the first and
+    /// accepted with any (add the new key second everywhere, then first, then drop the old).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<String>,
+}
+
+impl Auth {
+    /// One key file.
+    pub fn key_file(path: impl Into<String>) -> Auth {
+        Auth {
+            key_file: Some(path.into()),
+            key_files: Vec::new(),
+        }
+    }
+
+    /// The key files in order: the first signs, every one verifies.
+    pub fn files(&self) -> Vec<&str> {
+        self.key_file
+            .iter()
+            .chain(&self.key_files)
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// The local status endpoint.

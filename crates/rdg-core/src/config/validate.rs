@@ -13,6 +13,8 @@ use std::time::Duration;
 /// Longest group, member or network name in bytes. Names travel in every heartbeat, whose
 /// format has room for 63 bytes (this is `crate::wire::MAX_NAME`).
 const MAX_NAME: usize = 63;
+/// Most keys `auth.keyFiles` may list (a rotation needs two).
+const MAX_KEYS: usize = 4;
 
 /// Smallest and largest carousel payload per datagram. 65 000 stays below the 65 507 bytes a
 /// UDP/IPv4 datagram can carry, leaving room for the carousel header; under 16 is all header.
@@ -559,10 +561,36 @@ impl GroupConfig {
             }
         }
         if let Some(auth) = &self.auth {
-            if auth.key_file.trim().is_empty() {
-                r.add(
+            match (&auth.key_file, auth.key_files.is_empty()) {
+                (None, true) => r.add(
+                    "auth",
+                    "needs keyFile (or keyFiles while rotating keys); leave auth out to send \
+                     heartbeats without a MAC",
+                ),
+                (Some(_), false) => r.add(
+                    "auth.keyFiles",
+                    "give keyFile or keyFiles, not both (keyFiles: the signing key first)",
+                ),
+                (Some(f), true) if f.trim().is_empty() => r.add(
                     "auth.keyFile",
                     "must not be empty (leave auth out to send heartbeats without a MAC)",
+                ),
+                _ => {}
+            }
+            for (i, f) in auth.key_files.iter().enumerate() {
+                if f.trim().is_empty() {
+                    r.add(format!("auth.keyFiles[{i}]"), "must not be empty");
+                } else if auth.key_files[..i].contains(f) {
+                    r.add(
+                        format!("auth.keyFiles[{i}]"),
+                        format!("{f:?} is listed twice"),
+                    );
+                }
+            }
+            if auth.key_files.len() > MAX_KEYS {
+                r.add(
+                    "auth.keyFiles",
+                    format!("at most {MAX_KEYS} keys (every datagram may be checked against each)"),
                 );
             }
         }
@@ -1178,9 +1206,7 @@ vips: [{address: 10.0.0.100/24, network: primary}]
     fn files_and_status() {
         let mut cfg = group();
         cfg.role_file = Some("run/x.role".into());
-        cfg.auth = Some(Auth {
-            key_file: " ".into(),
-        });
+        cfg.auth = Some(Auth::key_file(" "));
         cfg.status.listen = "0.0.0.0:0".parse().unwrap();
         assert_eq!(paths(&cfg), ["roleFile", "auth.keyFile", "status.listen"]);
         cfg.notify = Some(crate::config::Notify {
@@ -1197,6 +1223,24 @@ vips: [{address: 10.0.0.100/24, network: primary}]
                 "notify.timeout"
             ]
         );
+        cfg.auth = Some(Auth::default());
+        assert!(problem_at(&cfg, "auth").contains("keyFile"));
+        cfg.auth = Some(Auth {
+            key_file: Some("/k".into()),
+            key_files: vec!["/k2".into()],
+        });
+        assert!(problem_at(&cfg, "auth.keyFiles").contains("not both"));
+        cfg.auth = Some(Auth {
+            key_file: None,
+            key_files: vec!["/new".into(), "/old".into(), "/new".into(), " ".into()],
+        });
+        assert!(problem_at(&cfg, "auth.keyFiles[2]").contains("twice"));
+        assert!(problem_at(&cfg, "auth.keyFiles[3]").contains("empty"));
+        cfg.auth = Some(Auth {
+            key_file: None,
+            key_files: vec!["/new".into(), "/old".into()],
+        });
+        assert!(!paths(&cfg).iter().any(|p| p.starts_with("auth")));
         cfg.role_file = Some(String::new());
         assert!(problem_at(&cfg, "roleFile").contains("empty"));
         cfg.role_file = Some("/run/rdg/".into());

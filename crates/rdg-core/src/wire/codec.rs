@@ -308,6 +308,17 @@ pub fn decode(
     expected_group: &str,
     key: Option<&[u8]>,
 ) -> Result<Message, DecodeError> {
+    decode_with_keys(bytes, expected_group, key.as_slice())
+}
+
+/// [`decode`] with the group's keys while they are rotated: a MAC made with any of `keys` is
+/// accepted; no keys means unauthenticated datagrams only. Each key costs one HMAC, and only
+/// for a datagram that the earlier keys did not match.
+pub fn decode_with_keys(
+    bytes: &[u8],
+    expected_group: &str,
+    keys: &[&[u8]],
+) -> Result<Message, DecodeError> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(DecodeError::Oversized { len: bytes.len() });
     }
@@ -361,18 +372,23 @@ pub fn decode(
     }
 
     // Authenticate before interpreting anything.
-    match (key, tag) {
-        (Some(key), Some(tag)) => {
+    match (keys.is_empty(), tag) {
+        (false, Some(tag)) => {
             let body = bytes
                 .get(..body_len)
                 .ok_or(DecodeError::Truncated { field: "mac" })?;
-            let mut mac = hmac(key);
-            mac.update(body);
-            mac.verify_slice(tag).map_err(|_| DecodeError::BadMac)?;
+            let verified = keys.iter().any(|key| {
+                let mut mac = hmac(key);
+                mac.update(body);
+                mac.verify_slice(tag).is_ok()
+            });
+            if !verified {
+                return Err(DecodeError::BadMac);
+            }
         }
-        (Some(_), None) => return Err(DecodeError::MissingMac),
-        (None, Some(_)) => return Err(DecodeError::UnexpectedMac),
-        (None, None) => {}
+        (false, None) => return Err(DecodeError::MissingMac),
+        (true, Some(_)) => return Err(DecodeError::UnexpectedMac),
+        (true, None) => {}
     }
 
     // Semantics.
@@ -535,6 +551,35 @@ mod tests {
         let mut m = sample();
         m.flags = Flags(0x8001);
         assert_eq!(encode(&m, None), Err(EncodeError::UnknownFlags(0x8000)));
+    }
+
+    #[test]
+    fn during_a_rotation_any_listed_key_verifies_and_no_other() {
+        const NEW: &[u8] = b"new key";
+        let old_signed = enc(&sample(), Some(KEY));
+        let new_signed = enc(&sample(), Some(NEW));
+        for keys in [[KEY, NEW], [NEW, KEY]] {
+            assert_eq!(
+                decode_with_keys(&old_signed, "infocast", &keys),
+                Ok(sample())
+            );
+            assert_eq!(
+                decode_with_keys(&new_signed, "infocast", &keys),
+                Ok(sample())
+            );
+        }
+        assert_eq!(
+            decode_with_keys(&new_signed, "infocast", &[KEY]),
+            Err(DecodeError::BadMac)
+        );
+        assert_eq!(
+            decode_with_keys(&new_signed, "infocast", &[]),
+            Err(DecodeError::UnexpectedMac)
+        );
+        assert_eq!(
+            decode_with_keys(&enc(&sample(), None), "infocast", &[KEY, NEW]),
+            Err(DecodeError::MissingMac)
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ mod message;
 mod replay;
 
 pub use codec::{
-    DecodeError, EncodeError, MAC_LEN, MAX_DATAGRAM, MAX_NAME, VERSION, decode, encode,
+    DecodeError, EncodeError, MAC_LEN, MAX_DATAGRAM, MAX_NAME, VERSION, decode, decode_with_keys,
+    encode,
 };
 pub use message::{Flags, Message, MessageType};
 pub use replay::{ReplayError, ReplayGuard};
