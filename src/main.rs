@@ -4,12 +4,12 @@
 mod cmd;
 mod logging;
 
-use clap::{Parser, Subcommand};
+use clap::{Args as _, CommandFactory, FromArgMatches, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Redundant groups for Infocast servers: exactly one hot member, sub-second failover.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "rdg", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
@@ -47,8 +47,27 @@ enum Command {
     Install(cmd::install::Args),
 }
 
+/// The hidden subcommand for packagers: not part of [`Cli`], so the manual pages and
+/// completions it writes (from `Cli::command()`) show only what users run.
+const GENERATE_ASSETS: &str = "generate-assets";
+
+/// `Cli`'s command line plus the hidden `generate-assets`.
+fn command_line() -> clap::Command {
+    Cli::command().subcommand(
+        cmd::generate_assets::Args::augment_args(clap::Command::new(GENERATE_ASSETS))
+            .about("Write the manual pages and shell completions (for packagers)")
+            .hide(true),
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command_line().get_matches();
+    if let Some((GENERATE_ASSETS, m)) = matches.subcommand() {
+        let args = cmd::generate_assets::Args::from_arg_matches(m).unwrap_or_else(|e| e.exit());
+        return cmd::generate_assets::run(&args, Cli::command());
+    }
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command_line()).exit());
     match cli.command {
         Command::CheckConfig { file } => cmd::check_config::run(&file),
         Command::Simulate(args) => cmd::simulate::run(&args),
@@ -62,5 +81,79 @@ fn main() -> ExitCode {
         Command::Controller(args) => cmd::controller::run(&args),
         Command::Install(args) => cmd::install::run(&args),
         Command::Crd => cmd::crd::run(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packaged manual pages and completions come out of the real command line: a page per
+    /// subcommand, every subcommand and flag in every shell's completion, the packagers'
+    /// subcommand in none of them.
+    #[test]
+    fn manual_pages_and_completions_cover_every_subcommand() {
+        let out = std::env::temp_dir().join(format!("rdg-assets-{}", std::process::id()));
+        let files = cmd::generate_assets::write_assets(Cli::command(), &out).unwrap();
+        let read = |rel: &str| std::fs::read_to_string(out.join(rel)).unwrap();
+        let cli = Cli::command();
+        let names: Vec<&str> = cli.get_subcommands().map(|s| s.get_name()).collect();
+        assert!(names.len() >= 11, "subcommands: {names:?}");
+        let top = read("man/rdg.1");
+        assert!(
+            top.contains(env!("CARGO_PKG_VERSION")),
+            "rdg.1 names the version"
+        );
+        let completions: Vec<(&str, String)> = cmd::generate_assets::COMPLETIONS
+            .iter()
+            .map(|(_, name)| (*name, read(&format!("completions/{name}"))))
+            .collect();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let page = read(&format!("man/rdg-{name}.1"));
+            assert!(
+                top.contains(&format!("rdg\\-{}(1)", name.replace('-', "\\-"))),
+                "rdg.1 lists {name}"
+            );
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+                    assert!(page.contains(&roff), "rdg-{name}.1 documents --{long}");
+                    for (file, text) in &completions {
+                        assert!(text.contains(long), "{file} completes {name} --{long}");
+                    }
+                }
+            }
+            for (file, text) in &completions {
+                assert!(text.contains(name), "{file} completes {name}");
+            }
+        }
+        assert_eq!(
+            files.len(),
+            names.len() + 1 + completions.len(),
+            "{files:?}"
+        );
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(
+                !text.contains(GENERATE_ASSETS),
+                "{} is for users",
+                f.display()
+            );
+        }
+        std::fs::remove_dir_all(&out).ok();
+    }
+
+    /// `generate-assets` runs but stays out of `rdg --help`.
+    #[test]
+    fn generate_assets_is_hidden() {
+        let mut help = Vec::new();
+        command_line().write_long_help(&mut help).unwrap();
+        let help = String::from_utf8(help).unwrap();
+        assert!(help.contains("check-config") && !help.contains(GENERATE_ASSETS));
+        let m = command_line()
+            .try_get_matches_from(["rdg", GENERATE_ASSETS, "--out", "x"])
+            .unwrap();
+        assert_eq!(m.subcommand_name(), Some(GENERATE_ASSETS));
     }
 }

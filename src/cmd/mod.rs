@@ -7,6 +7,7 @@ pub mod crd;
 pub mod demo;
 pub mod demo_real;
 pub mod gate;
+pub mod generate_assets;
 pub mod install;
 pub mod receive;
 pub mod simulate;
