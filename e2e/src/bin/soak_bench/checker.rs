@@ -47,8 +47,9 @@ struct Overlaps {
     /// Stretches longer than the bound.
     violations: Vec<Value>,
     count: usize,
-    /// Stretches within the bound.
+    /// Stretches within the bound, and the longest of them.
     within_bound: usize,
+    longest_within_bound: Duration,
     /// Time with two or more owners among all members (excused ones included).
     total_ms: f64,
 }
@@ -88,6 +89,7 @@ impl Overlaps {
         let length = last - first;
         if length <= ctx.bound {
             self.within_bound += 1;
+            self.longest_within_bound = self.longest_within_bound.max(length);
             return;
         }
         self.count += 1;
@@ -106,6 +108,7 @@ impl Overlaps {
             "count": self.count,
             "list": self.violations,
             "within_bound": self.within_bound,
+            "longest_within_bound_ms": round1(self.longest_within_bound.as_secs_f64() * 1e3),
             "total_ms_all_members": round1(self.total_ms),
         })
     }

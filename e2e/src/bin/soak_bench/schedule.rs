@@ -99,8 +99,13 @@ pub fn run(
             Some(took) => recovery_ms.push(took.as_secs_f64() * 1e3),
             None => {
                 eprintln!("soak_bench: no single hot member {RECOVER:?} after healing {label}");
-                unrecovered
-                    .push(json!({"at_s": round1(at_s), "fault": label, "hot": lab.hot_members()}));
+                let stopped: Vec<&String> = names.iter().filter(|m| !lab.is_running(m)).collect();
+                unrecovered.push(json!({
+                    "at_s": round1(at_s),
+                    "fault": label,
+                    "hot": lab.hot_members(),
+                    "agents_not_running": stopped,
+                }));
             }
         }
         if log.len() < LOG_MAX {
