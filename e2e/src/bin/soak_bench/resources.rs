@@ -6,17 +6,17 @@
 //! the lab started is the agent's. A series is one process incarnation: a restarted agent (a
 //! new pid) starts a new series.
 //!
-//! **Growth rule.** A series is judged when it has at least [`MIN_SAMPLES`] samples. Its first
-//! quarter is the warm-up and is left out; the rest is the baseline (second and third quarters)
-//! and the end (last quarter), each summed up by its median (so a transient socket or thread
-//! at one sample does not count). The series is **flat** when
+//! **Growth rule.** A series is judged when it has at least [`MIN_SAMPLES`] samples (a minute
+//! at the default pace). Its first quarter is the warm-up and is left out; the second and
+//! third quarters are the baseline, the last quarter the end. The series is **flat** when
 //!
-//! * RSS: the end's median exceeds the second quarter's by at most 1 MB (1024 kB) or 10 %,
-//!   whichever is larger;
-//! * open file descriptors and threads did not grow at all, compared role by role: an agent
-//!   holds a thread and a descriptor more while it is hot than while it stands by, so for each
-//!   role (the role file's, read with every sample) seen at least [`MIN_ROLE_SAMPLES`] times
-//!   in both the baseline and the end, the end's median must not exceed the baseline's.
+//! * RSS: the end's median exceeds the second quarter's median by at most 1 MB (1024 kB) or
+//!   10 %, whichever is larger (medians, so one sample does not decide);
+//! * open file descriptors and threads: the end's floor (its minimum) does not exceed the
+//!   baseline's floor. Floors, because the agents hold some briefly: after each takeover an
+//!   ARP probe runs on tokio's blocking pool, whose thread then idles for 10 s before it ends,
+//!   and the probe's socket is open meanwhile. A leak raises the floor; a transient does not,
+//!   as long as it ends within the end quarter (15 s at least).
 //!
 //! Also reported per series: first, last and maximum of each figure, and the least-squares
 //! slope of RSS after the warm-up in kB per hour (noisy on short series). The soak is flat when
@@ -25,25 +25,20 @@
 use rdg_e2e::stats::{percentile, round1};
 use rdg_e2e::{Lab, procfs};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Samples a series needs to be judged.
-pub const MIN_SAMPLES: usize = 16;
-/// Samples of a role needed in both the baseline and the end to compare descriptors and threads.
-pub const MIN_ROLE_SAMPLES: usize = 3;
+pub const MIN_SAMPLES: usize = 30;
 /// RSS growth always allowed, in kB.
 const RSS_SLACK_KB: f64 = 1024.0;
 /// RSS growth allowed relative to the baseline.
 const RSS_SLACK_RATIO: f64 = 0.10;
 
 /// One sample of one process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Sample {
     at_s: f64,
-    /// The role in the member's role file ("-" when there is none).
-    role: String,
     rss_kb: f64,
     fds: f64,
     threads: f64,
@@ -68,8 +63,7 @@ pub fn run(lab: &Lab, period: Duration, start: Instant, stop: &AtomicBool) -> Va
             let at_s = start.elapsed().as_secs_f64();
             for m in &names {
                 if let Some(pid) = lab.pid(m).map(|p| p.as_raw()) {
-                    let role = lab.role_name(m).unwrap_or_else(|| "-".into());
-                    sample(&mut series, m, pid, role, at_s);
+                    sample(&mut series, m, pid, at_s);
                 }
             }
             next += period;
@@ -80,13 +74,12 @@ pub fn run(lab: &Lab, period: Duration, start: Instant, stop: &AtomicBool) -> Va
 }
 
 /// Reads `pid` and appends to its series (a new one for a new pid).
-fn sample(series: &mut Vec<Series>, member: &str, pid: i32, role: String, at_s: f64) {
+fn sample(series: &mut Vec<Series>, member: &str, pid: i32, at_s: f64) {
     let Some(fds) = procfs::open_fds(pid) else {
         return;
     };
     let s = Sample {
         at_s,
-        role,
         rss_kb: procfs::rss_kb(pid) as f64,
         fds: fds as f64,
         threads: procfs::threads(pid) as f64,
@@ -144,45 +137,28 @@ fn judge(samples: &[Sample]) -> Value {
     );
     let rss_growth = rss.1 - rss.0;
     let rss_flat = rss_growth <= RSS_SLACK_KB.max(rss.0 * RSS_SLACK_RATIO);
-    let mut counts_flat = true;
-    let mut by_role = serde_json::Map::new();
-    let roles: BTreeSet<&str> = end.iter().map(|s| s.role.as_str()).collect();
-    for role in roles {
-        let of = |part: &[Sample]| -> Vec<Sample> {
-            part.iter().filter(|s| s.role == role).cloned().collect()
-        };
-        let (before, after) = (of(baseline), of(end));
-        if before.len() < MIN_ROLE_SAMPLES || after.len() < MIN_ROLE_SAMPLES {
-            continue;
-        }
-        let med = |part: &[Sample], f: fn(&Sample) -> f64| median(part.iter().map(f));
-        let fds = (med(&before, |s| s.fds), med(&after, |s| s.fds));
-        let threads = (med(&before, |s| s.threads), med(&after, |s| s.threads));
-        let flat = fds.1 <= fds.0 && threads.1 <= threads.0;
-        counts_flat &= flat;
-        by_role.insert(
-            role.to_string(),
-            json!({
-                "fds_baseline": fds.0,
-                "fds_end": fds.1,
-                "threads_baseline": threads.0,
-                "threads_end": threads.1,
-                "flat": flat,
-            }),
-        );
-    }
+    let floor =
+        |part: &[Sample], f: fn(&Sample) -> f64| part.iter().map(f).fold(f64::MAX, f64::min);
+    let fds = (floor(baseline, |s| s.fds), floor(end, |s| s.fds));
+    let threads = (floor(baseline, |s| s.threads), floor(end, |s| s.threads));
+    let fds_flat = fds.1 <= fds.0;
+    let threads_flat = threads.1 <= threads.0;
     let points: Vec<(f64, f64)> = samples[q..].iter().map(|s| (s.at_s, s.rss_kb)).collect();
     json!({
         "judged": true,
-        "flat": rss_flat && counts_flat,
+        "flat": rss_flat && fds_flat && threads_flat,
         "rss_kb_baseline": rss.0,
         "rss_kb_end": rss.1,
         "rss_growth_kb": round1(rss_growth),
         "rss_growth_percent": round1(if rss.0 > 0.0 { rss_growth / rss.0 * 100.0 } else { 0.0 }),
         "rss_slope_kb_per_h": round1(slope(&points) * 3600.0),
         "rss_flat": rss_flat,
-        "fds_threads_flat": counts_flat,
-        "fds_threads_by_role": by_role,
+        "fds_floor_baseline": fds.0,
+        "fds_floor_end": fds.1,
+        "fds_flat": fds_flat,
+        "threads_floor_baseline": threads.0,
+        "threads_floor_end": threads.1,
+        "threads_flat": threads_flat,
     })
 }
 
@@ -239,7 +215,6 @@ mod tests {
         (0..40)
             .map(|i| Sample {
                 at_s: i as f64 * 2.0,
-                role: "SBS".into(),
                 rss_kb: rss(i),
                 fds: fds(i),
                 threads: 2.0,
@@ -250,31 +225,29 @@ mod tests {
     #[test]
     fn growth_rule() {
         // Start-up growth in the warm-up quarter, then flat: flat.
-        let v = judge(&series(|i| if i < 8 { 5000.0 } else { 11_000.0 }, |_| 9.0));
+        let v = judge(&series(|i| if i < 8 { 5000.0 } else { 11_000.0 }, |_| 18.0));
         assert_eq!(v["flat"], true, "{v}");
         // A leak of 100 kB per sample (2 MB between the quarters' medians): not flat.
-        let v = judge(&series(|i| 11_000.0 + 100.0 * i as f64, |_| 9.0));
+        let v = judge(&series(|i| 11_000.0 + 100.0 * i as f64, |_| 18.0));
         assert_eq!(
             (v["rss_flat"].clone(), v["flat"].clone()),
             (false.into(), false.into())
         );
         assert!(v["rss_slope_kb_per_h"].as_f64().unwrap() > 100_000.0, "{v}");
-        // One descriptor more at a single sample: flat; one more for good: not.
-        let v = judge(&series(|_| 11_000.0, |i| if i == 35 { 10.0 } else { 9.0 }));
-        assert_eq!(v["flat"], true, "{v}");
-        let v = judge(&series(|_| 11_000.0, |i| if i >= 25 { 10.0 } else { 9.0 }));
-        assert_eq!(v["fds_threads_flat"], false, "{v}");
-        // Hot (a thread and a descriptor more) before and at the end: flat, role by role.
-        let mut s = series(|_| 11_000.0, |_| 9.0);
-        for i in (12..16).chain(34..40) {
-            s[i].role = "HS".into();
-            s[i].fds = 10.0;
-            s[i].threads = 3.0;
+        // A probe's descriptor and pool thread for a few samples near the end: flat.
+        let mut s = series(|_| 11_000.0, |_| 18.0);
+        for x in &mut s[31..36] {
+            x.fds = 19.0;
+            x.threads = 3.0;
         }
-        let v = judge(&s);
-        assert_eq!(v["flat"], true, "{v}");
-        assert_eq!(v["fds_threads_by_role"]["HS"]["threads_end"], 3.0, "{v}");
+        assert_eq!(judge(&s)["flat"], true);
+        // One descriptor more for good: not flat.
+        let v = judge(&series(|_| 11_000.0, |i| if i >= 25 { 19.0 } else { 18.0 }));
+        assert_eq!(
+            (v["fds_flat"].clone(), v["threads_flat"].clone()),
+            (false.into(), true.into())
+        );
         // Too short to judge.
-        assert_eq!(judge(&series(|_| 1.0, |_| 1.0)[..10])["judged"], false);
+        assert_eq!(judge(&series(|_| 1.0, |_| 1.0)[..20])["judged"], false);
     }
 }
