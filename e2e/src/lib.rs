@@ -29,6 +29,7 @@ mod client;
 pub mod cluster;
 mod config;
 mod faults;
+mod holders;
 pub mod http;
 pub mod kube_lab;
 mod lab;
@@ -49,6 +50,7 @@ mod watch;
 
 pub use binary::rdg_binary;
 pub use config::{Carousel, GroupConfig, MemberConfig, Net};
+pub use holders::AddressHolders;
 pub use lab::Lab;
 pub use observe::{POLL, status_member, status_member_network};
 pub use receiver::Receiver;

@@ -1,6 +1,6 @@
 //! What a process costs, read from `/proc` (see proc(5)): its state, parent and CPU ticks
 //! (`stat`), resident memory (`status`, `smaps_rollup`), the run time of its threads
-//! (`schedstat`) and its read/write-class system calls (`io`).
+//! (`schedstat`), its read/write-class system calls (`io`), threads and open file descriptors.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -114,6 +114,19 @@ pub fn rss_kb(pid: i32) -> u64 {
     read_kb(&pid.to_string(), "status", "VmRSS:")
 }
 
+/// Threads of `pid` (`Threads:` of `/proc/PID/status`); 0 when it is gone.
+pub fn threads(pid: i32) -> u64 {
+    // The same parse as a kB field: the first number after the key.
+    read_kb(&pid.to_string(), "status", "Threads:")
+}
+
+/// Open file descriptors of `pid` (entries of `/proc/PID/fd`); `None` when it is gone.
+pub fn open_fds(pid: i32) -> Option<usize> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|entries| entries.count())
+}
+
 /// Resident memory of this process in kB: `(VmRSS, VmHWM)`, now and at its high-water mark.
 pub fn own_rss_kb() -> (u64, u64) {
     let text = fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -218,5 +231,7 @@ mod tests {
         let (rss, hwm) = own_rss_kb();
         assert!(rss > 0 && hwm >= rss, "VmRSS {rss} kB, VmHWM {hwm} kB");
         assert!(rss_kb(me) > 0);
+        assert!(threads(me) >= 1);
+        assert!(open_fds(me).is_some_and(|n| n >= 3));
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! * rdg: the hot set, i.e. the members whose role file says HS with a running lease;
 //! * both tools: the VIP holders, i.e. the member namespaces in which a socket can be bound to
-//!   10.0.0.100 (one thread per namespace, joined with `setns`, so sampling spawns no process).
+//!   10.0.0.100 ([`AddressHolders`]: one thread per namespace, joined with `setns`, so sampling
+//!   spawns no process).
 //!
 //! `flips` counts changes of the sampled set (hot set for rdg, holder set for keepalived; a
 //! takeover through a moment with two holders counts twice), `owner_changes` the times a
@@ -20,12 +21,10 @@
 use crate::group::start_settled;
 use crate::keepalived::{self, Instances, VIP};
 use rdg_e2e::stats::round1;
-use rdg_e2e::{GroupConfig, Lab, monotonic_ms};
+use rdg_e2e::{AddressHolders, GroupConfig, Lab};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::net::{Ipv4Addr, UdpSocket};
-use std::sync::mpsc;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// How long a group may take to settle.
@@ -231,68 +230,32 @@ struct Observed {
 
 /// Samples the hot set (when `roles`) and the VIP holders every [`TICK`] for `seconds`.
 fn observe(lab: &Lab, seconds: Duration, roles: bool) -> Result<Observed, String> {
-    let names = lab.member_names();
     let vip: Ipv4Addr = VIP.parse().expect("the VIP is an IPv4 address");
-    std::thread::scope(|scope| {
-        // One thread per member namespace answering "is the VIP local here?".
-        let mut askers = Vec::new();
-        for m in &names {
-            let (ask_tx, ask_rx) = mpsc::channel::<()>();
-            let (ans_tx, ans_rx) = mpsc::channel::<bool>();
-            let path = format!("/run/netns/{}", lab.netns(m));
-            scope.spawn(move || {
-                let joined = File::open(&path).ok().is_some_and(|f| {
-                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-                });
-                while ask_rx.recv().is_ok() {
-                    let held = joined && UdpSocket::bind((vip, 0)).is_ok();
-                    if ans_tx.send(held).is_err() {
-                        break;
-                    }
-                }
-            });
-            askers.push((m.clone(), ask_tx, ans_rx));
+    let holders = AddressHolders::start(lab, vip);
+    let mut o = Observed {
+        hot: Track::default(),
+        vip: Track::default(),
+        samples: 0,
+    };
+    let start = Instant::now();
+    let mut next = start;
+    let mut prev = start;
+    while start.elapsed() < seconds {
+        crate::check_interrupted()?;
+        let now = Instant::now();
+        let at_ms = (now - start).as_secs_f64() * 1e3;
+        let dt_ms = (now - prev).as_secs_f64() * 1e3;
+        prev = now;
+        let held = holders.sample()?;
+        if roles {
+            o.hot
+                .sample(at_ms, dt_ms, lab.hot_members().into_iter().collect());
         }
-        let mut o = Observed {
-            hot: Track::default(),
-            vip: Track::default(),
-            samples: 0,
-        };
-        let start = Instant::now();
-        let mut next = start;
-        let mut prev = start;
-        while start.elapsed() < seconds {
-            crate::check_interrupted()?;
-            let now = Instant::now();
-            let at_ms = (now - start).as_secs_f64() * 1e3;
-            let dt_ms = (now - prev).as_secs_f64() * 1e3;
-            prev = now;
-            for (_, tx, _) in &askers {
-                tx.send(()).map_err(|_| "a namespace thread died")?;
-            }
-            let mut holders = BTreeSet::new();
-            for (m, _, rx) in &askers {
-                if rx.recv().map_err(|_| "a namespace thread died")? {
-                    holders.insert(m.clone());
-                }
-            }
-            if roles {
-                let mono = monotonic_ms();
-                let hot: BTreeSet<String> = names
-                    .iter()
-                    .filter(|m| lab.role(m).is_some_and(|r| r.hot_with_lease(mono)))
-                    .cloned()
-                    .collect();
-                o.hot.sample(at_ms, dt_ms, hot);
-            }
-            o.vip.sample(at_ms, dt_ms, holders);
-            o.samples += 1;
-            next += TICK;
-            let left = next.saturating_duration_since(Instant::now());
-            std::thread::sleep(left);
-        }
-        // Dropping the senders ends the namespace threads.
-        drop(askers);
-        Ok(o)
-    })
+        o.vip.sample(at_ms, dt_ms, held);
+        o.samples += 1;
+        next += TICK;
+        let left = next.saturating_duration_since(Instant::now());
+        std::thread::sleep(left);
+    }
+    Ok(o)
 }
