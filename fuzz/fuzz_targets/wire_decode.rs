@@ -172,5 +172,14 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(guard.len() <= max_entries);
         }
+        // During a key rotation: the same verdict with the key listed first or second beside
+        // another key (whose MAC the fuzzer cannot forge).
+        let single = wire::decode(&bytes, GROUP, Some(key));
+        for keys in [[key, OTHER_KEY], [OTHER_KEY, key]] {
+            assert_eq!(wire::decode_with_keys(&bytes, GROUP, &keys), single);
+        }
     }
 });
+
+/// A second key that is never the one the structured inputs sign with.
+const OTHER_KEY: &[u8] = b"another key, listed while keys are rotated";
