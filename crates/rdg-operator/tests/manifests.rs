@@ -11,6 +11,8 @@
 //! - The controller Deployment fits the rest: one replica, Recreate, non-root, member pods get
 //!   the chart's own image and a ServiceAccount that exists, probes and Service on the metrics
 //!   port.
+//! - The PodMonitor of the agents selects member pods and turns their group and member labels
+//!   into the target labels the alerting rules use.
 //!
 //! `RDG_UPDATE_CHART_CRD=1 cargo test -p rdg-operator --test manifests` rewrites the chart's
 //! CRD from the types.
@@ -20,6 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use rdg_operator::children::{GROUP_LABEL, MEMBER_LABEL};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -126,6 +129,97 @@ struct Endpoint {
     scrape_timeout: Option<String>,
 }
 
+/// prometheus-operator's PodMonitor (the member pods' agents), the fields the chart uses.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMonitor {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: PodMonitorSpec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMonitorSpec {
+    selector: LabelSelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace_selector: Option<NamespaceSelector>,
+    pod_metrics_endpoints: Vec<PodMetricsEndpoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMetricsEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scrape_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    relabelings: Vec<Relabeling>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Relabeling {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    source_labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replacement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    action: Option<String>,
+}
+
+/// prometheus-operator's PrometheusRule (the alerts), the fields the chart uses.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrometheusRule {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: PrometheusRuleSpec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrometheusRuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleGroup {
+    name: String,
+    rules: Vec<AlertRule>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertRule {
+    alert: String,
+    expr: String,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    for_: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+/// A pod label as Prometheus' Kubernetes discovery names it (`__meta_kubernetes_pod_label_*`).
+fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 /// Paths of `original` that the round trip through the type lost or changed.
 fn lost(original: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
     match (original, back) {
@@ -181,6 +275,8 @@ fn check_typed(v: &Value) -> Result<(), String> {
             round_trip::<CustomResourceDefinition>(v)
         }
         ("monitoring.coreos.com/v1", "ServiceMonitor") => round_trip::<ServiceMonitor>(v),
+        ("monitoring.coreos.com/v1", "PodMonitor") => round_trip::<PodMonitor>(v),
+        ("monitoring.coreos.com/v1", "PrometheusRule") => round_trip::<PrometheusRule>(v),
         _ => Err(format!(
             "no type known for apiVersion {api:?} kind {kind:?}: add it to check_typed"
         )),
@@ -531,6 +627,34 @@ fn check_set(docs: &[Doc]) -> Result<(), String> {
                     m.origin, e["port"]
                 ));
             }
+        }
+    }
+
+    // The PodMonitor selects member pods by the labels the controller gives them and turns
+    // their group and member labels into the target labels the alerting rules rely on.
+    for m in docs.iter().filter(|d| d.kind() == "PodMonitor") {
+        let relabel = |label: &str| format!("__meta_kubernetes_pod_label_{}", sanitize(label));
+        let relabelings = m.value["spec"]["podMetricsEndpoints"][0]["relabelings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (label, target) in [(GROUP_LABEL, "group"), (MEMBER_LABEL, "member")] {
+            let found = relabelings.iter().any(|r| {
+                r["sourceLabels"][0].as_str() == Some(relabel(label).as_str())
+                    && r["targetLabel"] == target
+            });
+            if !found {
+                return Err(format!(
+                    "{}: no relabeling of the pod label {label} into {target}",
+                    m.origin
+                ));
+            }
+        }
+        if m.value["spec"]["selector"]["matchExpressions"][0]["key"] != MEMBER_LABEL {
+            return Err(format!(
+                "{}: does not select pods by {MEMBER_LABEL}",
+                m.origin
+            ));
         }
     }
 
