@@ -8,6 +8,7 @@ pub mod demo;
 pub mod demo_real;
 pub mod gate;
 pub mod install;
+pub mod model_check;
 pub mod receive;
 pub mod simulate;
 pub mod status;
