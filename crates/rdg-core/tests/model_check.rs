@@ -36,6 +36,10 @@ fn caught(members: usize, fault: Fault, rule: &str) {
         .violations
         .first()
         .unwrap_or_else(|| panic!("{fault:?} went unnoticed in {} states", r.states));
+    println!("{fault:?}: {} ({} states)", v.detail, r.states);
+    for l in &v.trace {
+        println!("{:>6} ms {:<3} {}", l.at_ms, l.member, l.text);
+    }
     assert_eq!(v.rule, rule, "{fault:?}: {v:#?}");
     assert!(
         v.trace.len() > 2,

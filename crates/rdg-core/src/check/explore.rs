@@ -67,9 +67,10 @@ pub fn explore(model: &Model, starts: &[(World, Vec<Action>)], depth: usize) -> 
     }
     for level in 1..=depth {
         let mut next = Vec::new();
-        for (w, spent, at) in &frontier {
-            for a in model.actions(w, *spent) {
-                let (t, broken) = model.step(w, a, None);
+        // Consumed as it goes: each state's memory is freed once expanded.
+        for (w, spent, at) in std::mem::take(&mut frontier) {
+            for a in model.actions(&w, spent) {
+                let (t, broken) = model.step(&w, a, None);
                 outcome.transitions += 1;
                 let spent = spent + u32::from(a.is_fault());
                 let fresh = match seen.entry(fingerprint(&t)) {
@@ -87,14 +88,19 @@ pub fn explore(model: &Model, starts: &[(World, Vec<Action>)], depth: usize) -> 
                     continue;
                 }
                 reached.push(Reached {
-                    parent: Some(*at),
+                    parent: Some(at),
                     action: Start::Step(a),
                 });
                 let id = (reached.len() - 1) as u32;
                 if let Some(b) = broken.into_iter().next() {
                     outcome.states = seen.len() as u64;
                     outcome.max_depth = level;
-                    let trace = replay(model, starts, &reached, id);
+                    let mut trace = replay(model, starts, &reached, id);
+                    trace.push(TraceLine {
+                        at_ms: t.now.as_millis() as u64,
+                        member: String::new(),
+                        text: format!("VIOLATION {}: {}", b.rule, b.detail),
+                    });
                     outcome.violation = Some((b, level, trace));
                     return outcome;
                 }

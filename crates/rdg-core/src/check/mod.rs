@@ -70,7 +70,8 @@ pub struct Counterexample {
     pub at_ms: u64,
     /// Actions from the start state of the search.
     pub depth: usize,
-    /// From the cold start: every action and every member's events, in order.
+    /// From the cold start: every action and every member's events, in order; the last line
+    /// names the broken rule.
     pub trace: Vec<TraceLine>,
 }
 
