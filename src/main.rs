@@ -25,6 +25,9 @@ enum Command {
     },
     /// Run many seeded scenarios of the election in virtual time and check its invariants.
     Simulate(cmd::simulate::Args),
+    /// Explore every reachable state of 2- and 3-member groups within bounds and check the
+    /// election's invariants in each; prints the shortest trace to a violation.
+    ModelCheck(cmd::model_check::Args),
     /// Run a command only while this member is hot and its lease in the role file is valid.
     Gate(cmd::gate::Args),
     /// Run one member of a group until SIGTERM (then hand over gracefully).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => cmd::check_config::run(&file),
         Command::Simulate(args) => cmd::simulate::run(&args),
+        Command::ModelCheck(args) => cmd::model_check::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Gate(args) => cmd::gate::run(&args),
         Command::Agent(args) => cmd::agent::run(&args),

@@ -9,6 +9,7 @@ pub mod demo_real;
 pub mod gate;
 pub mod generate_assets;
 pub mod install;
+pub mod model_check;
 pub mod receive;
 pub mod simulate;
 pub mod status;

@@ -6,7 +6,9 @@
 //! - [`wire`]: the binary datagram format, strict decoding, HMAC, replay protection.
 //! - [`election`]: the state machine of one member.
 //! - [`sim`]: a deterministic simulator of whole groups with faults and invariant checks.
+//! - [`check`]: a model checker exploring every state of small groups within bounds.
 
+pub mod check;
 pub mod config;
 pub mod duration;
 pub mod election;

@@ -7,7 +7,7 @@ use std::time::Duration;
 pub type MemberIndex = usize;
 
 /// Resolved parameters of one member's state machine (config with defaults applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Params {
     /// Group name; empty = standalone.
     pub group: String,

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const MAX_NETWORKS: usize = 2;
 
 /// The last word of one other member.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Peer {
     /// When it was last heard, per network.
     pub heard: [Option<Duration>; MAX_NETWORKS],

@@ -250,7 +250,7 @@ fn schedule<R: Rng>(rng: &mut R, cfg: &GroupConfig, duration: Duration) -> Vec<(
 
 impl GroupConfig {
     /// A configuration with every optional part at its default (the simulator fills the rest).
-    fn default_for_sim() -> GroupConfig {
+    pub(crate) fn default_for_sim() -> GroupConfig {
         GroupConfig {
             name: String::new(),
             heartbeat: Heartbeat::default(),

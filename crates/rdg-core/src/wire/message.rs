@@ -73,7 +73,7 @@ impl Flags {
 }
 
 /// One datagram. Names are at most [`super::MAX_NAME`] bytes of UTF-8.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Message {
     /// What the datagram is for.
     pub kind: MessageType,

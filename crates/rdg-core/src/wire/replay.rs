@@ -63,7 +63,7 @@ impl ReplayError {
 }
 
 /// What is remembered of one (sender, network) pair.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 struct Entry {
     incarnation: u64,
     last_sequence: u64,
@@ -72,7 +72,7 @@ struct Entry {
 
 /// Per (member name, network index) replay window: accepts each datagram at most once.
 /// Feed it only datagrams that [`super::decode`] accepted (and so authenticated, with a key).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct ReplayGuard {
     stale_after: Duration,
     max_entries: usize,

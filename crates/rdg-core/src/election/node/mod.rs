@@ -17,7 +17,7 @@ use switchover::{HandoverFrom, HandoverTo};
 
 /// A rule the simulator's tests may break on purpose, to prove the invariants catch it.
 #[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// Judge the hot member by the first network only (takes over on a single-network cut).
     SingleNetworkLiveness,
@@ -31,7 +31,9 @@ pub enum Fault {
 
 /// One member of a redundant group, driven by `handle(now, input)`; `now` is a monotonic time
 /// chosen by the caller (real or virtual), never read from a clock here.
-#[derive(Debug, Clone)]
+///
+/// `Hash` lets the model checker ([`crate::check`]) recognise a state it has seen already.
+#[derive(Debug, Clone, Hash)]
 pub struct Node {
     p: Params,
     incarnation: u64,
@@ -730,7 +732,7 @@ fn ignored(reason: &'static str) -> Output {
 }
 
 #[cfg(not(feature = "fault-injection"))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Fault {
     SingleNetworkLiveness,
     IgnoreNetCheck,

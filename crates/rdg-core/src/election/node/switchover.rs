@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// The member a hot member handed over to, while it waits for it to take over
 /// (iHotOrSBSToSBS_WaitForHot); its heartbeats name that member with the hand-over flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct HandoverTo {
     /// The member that should become hot.
     pub member: MemberIndex,
@@ -21,7 +21,7 @@ pub(super) struct HandoverTo {
 
 /// The hot member a standby asked to hand over to it (iWaitingReadyHot), as the process it
 /// was then: once it is lost, restarted or isolated there is nothing left to wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct HandoverFrom {
     /// The hot member asked.
     pub member: MemberIndex,
