@@ -681,6 +681,7 @@ fn forged(group: &str, member: &str, epoch: u64, network: u8) -> Message {
         flags: Flags::NET_CHECK_OK,
         hot: member.into(),
         hot_heard_ago: None,
+        content: None,
     }
 }
 
@@ -955,4 +956,133 @@ fn s11_keys_rotate_member_by_member_without_a_rejected_heartbeat() {
     lab.wait_until(SETTLE, "ics-b to refuse the old key", || {
         bad_mac("ics-b") > before
     });
+}
+
+/// One member's `/status` `content` section.
+fn content(lab: &Lab, member: &str) -> Value {
+    status(lab, member)["content"].clone()
+}
+
+#[test]
+fn s12_a_standby_with_another_carousel_reports_the_object_before_any_failover() {
+    if !require_root("s12_a_standby_with_another_carousel_reports_the_object_before_any_failover")
+    {
+        return;
+    }
+    let notes = std::env::temp_dir().join(format!("rdg-e2e-content-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&notes);
+    let mut config = GroupConfig::three_members();
+    config.carousel = Some(rdg_e2e::Carousel::infocast());
+    config.notify = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo \"$*\" >> {}", notes.display()),
+        "notify".into(),
+    ]);
+    let lab = Lab::with_client(config);
+    // ics-c reads stb_config from its own copy, equal at first.
+    let shared = lab.dir().join("stb_config");
+    let own = lab.dir().join("stb_config.ics-c");
+    std::fs::copy(&shared, &own).unwrap();
+    let file = lab.config_file("ics-c");
+    let yaml = std::fs::read_to_string(file).unwrap();
+    let rewritten = yaml.replace(&shared.display().to_string(), &own.display().to_string());
+    assert_ne!(yaml, rewritten, "ics-c's configuration names {}", shared.display());
+    std::fs::write(file, rewritten).unwrap();
+    let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
+    let differs = |m: &str| {
+        let text = lab
+            .metrics(m)
+            .unwrap_or_else(|e| lab.fail(&format!("/metrics of {m}: {e}")));
+        metrics::sum(&text, "rdg_content_differs", &[])
+    };
+    let warnings = |m: &str| {
+        std::fs::read_to_string(lab.log_file(m))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("carousel differs"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    // Equal carousels: both standbys compared with ics-a and found nothing.
+    for m in ["ics-b", "ics-c"] {
+        lab.wait_until(SETTLE, &format!("{m} to compare with ics-a"), || {
+            content(&lab, m)["comparedWith"] == "ics-a"
+        });
+        let c = content(&lab, m);
+        println!("{m}: {c}");
+        assert_eq!(c["consistent"], true, "{m}: {c:#}");
+        assert_eq!(differs(m), 0.0, "{m}");
+        assert!(warnings(m).is_empty(), "{m}: {:?}", warnings(m));
+    }
+    assert_eq!(
+        content(&lab, "ics-a")["digest"],
+        content(&lab, "ics-c")["digest"]
+    );
+    let group = lab
+        .rdg_status("ics-b")
+        .unwrap_or_else(|e| lab.fail(&e));
+    assert_eq!(group["contentConsistent"], true, "{group:#}");
+
+    // One object changes on ics-c only.
+    let mut bytes = std::fs::read(&own).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&own, bytes).unwrap();
+    let changed = Instant::now();
+    let took = lab.wait_until(SETTLE, "ics-c to report its different stb_config", || {
+        content(&lab, "ics-c")["consistent"] == false
+    });
+    let heartbeats = took.as_millis() / lab.config().interval.as_millis();
+    println!(
+        "ics-c reported the difference {} ms (about {heartbeats} heartbeats) after the file changed",
+        whole_ms(changed.elapsed())
+    );
+    let c = content(&lab, "ics-c");
+    println!("ics-c: {c}");
+    assert_eq!(
+        c["differing"],
+        serde_json::json!(["224.2.2.2:22222/stb_config"]),
+        "{c:#}"
+    );
+    assert_eq!(differs("ics-c"), 1.0);
+    let logged = warnings("ics-c");
+    println!("ics-c logged: {logged:?}");
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("stb_config"), "{logged:?}");
+    lab.wait_until(SETTLE, "the content-mismatch notification", || {
+        std::fs::read_to_string(&notes)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("content-mismatch e2e ics-c") && l.contains("stb_config"))
+    });
+    // ics-b still carries ics-a's carousel; `rdg status` names the object on ics-c.
+    assert_eq!(content(&lab, "ics-b")["consistent"], true);
+    assert_eq!(differs("ics-b"), 0.0);
+    let group = lab
+        .rdg_status("ics-b")
+        .unwrap_or_else(|e| lab.fail(&e));
+    println!("rdg status: {group}");
+    assert_eq!(group["contentConsistent"], false, "{group:#}");
+    let c_row = status_member(&group, "ics-c").expect("ics-c answered");
+    assert_eq!(
+        c_row["contentDiffers"],
+        serde_json::json!(["224.2.2.2:22222/stb_config"]),
+        "{group:#}"
+    );
+
+    // Put back: reported as consistent again, with a notification; no failover throughout.
+    std::fs::copy(&shared, &own).unwrap();
+    lab.wait_until(SETTLE, "ics-c to carry ics-a's carousel again", || {
+        content(&lab, "ics-c")["consistent"] == true
+    });
+    assert_eq!(differs("ics-c"), 0.0);
+    lab.wait_until(SETTLE, "the content-consistent notification", || {
+        std::fs::read_to_string(&notes)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("content-consistent e2e ics-c"))
+    });
+    assert_eq!(status(&lab, "ics-a")["epoch"], epoch, "no takeover");
+    let _ = std::fs::remove_file(&notes);
 }

@@ -11,6 +11,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use rdg_core::content::{Advert, AdvertObject, MAX_ADVERT_OBJECTS};
 use rdg_core::wire::{self, Flags, Message, MessageType, ReplayGuard};
 use rdg_core::{State, TemporalState};
 use std::time::Duration;
@@ -32,6 +33,8 @@ struct Fields {
     flags: u16,
     hot: u8,
     hot_heard_ago_ms: Option<u32>,
+    /// Digest, total and listed objects of a content datagram.
+    content: (u64, u16, Vec<(u32, u32)>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -53,8 +56,15 @@ const NAMES: [&str; 4] = ["a", "b", "rdg-status", ""];
 
 fn message(f: &Fields) -> Message {
     let types = MessageType::ALL;
+    let kind = types[f.kind as usize % types.len()];
+    let (digest, more, listed) = &f.content;
+    let objects: Vec<AdvertObject> = listed
+        .iter()
+        .take(MAX_ADVERT_OBJECTS)
+        .map(|&(name, version)| AdvertObject { name, version })
+        .collect();
     Message {
-        kind: types[f.kind as usize % types.len()],
+        kind,
         group: if f.other_group {
             "h".into()
         } else {
@@ -73,6 +83,11 @@ fn message(f: &Fields) -> Message {
         hot_heard_ago: f
             .hot_heard_ago_ms
             .map(|ms| Duration::from_millis(u64::from(ms))),
+        content: (kind == MessageType::Content).then(|| Advert {
+            digest: *digest,
+            total: (objects.len() as u16).saturating_add(*more % 64),
+            objects,
+        }),
     }
 }
 

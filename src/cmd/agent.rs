@@ -12,6 +12,8 @@
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
 use rdg_agent::switchover_token;
+use rdg_agent::content::ContentWatch;
+use rdg_infocast::manifest::CarouselManifest;
 use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, ReporterThread};
 use std::net::SocketAddr;
@@ -82,6 +84,11 @@ pub fn run(args: &Args) -> ExitCode {
         member,
         switchover_token: switchover_token.clone(),
         config_path: Some(args.config.clone()),
+        // Compared with the hot member's even when another process sends the carousel.
+        content: cfg
+            .transmitter
+            .as_ref()
+            .map(|tx| ContentWatch::new(CarouselManifest::new(tx))),
         config: cfg,
     };
     // Kubernetes mode: the reporter reads this agent's /status over loopback, on its own

@@ -60,11 +60,28 @@ fn table(s: &GroupStatus) -> String {
             ""
         }
     );
+    let content = s.members.iter().any(|m| m.content.is_some());
     out.push_str(&format!(
         "{:<20} {:<5} {:<28} {:>8} {:>6} {:<9} {}\n",
-        "MEMBER", "STATE", "TEMPORAL", "PRIORITY", "EPOCH", "NETCHECK", "ADDRESS"
+        "MEMBER",
+        "STATE",
+        "TEMPORAL",
+        "PRIORITY",
+        "EPOCH",
+        "NETCHECK",
+        if content {
+            format!("{:<15} CAROUSEL", "ADDRESS")
+        } else {
+            "ADDRESS".to_string()
+        }
     ));
     for m in &s.members {
+        let carousel = match (&m.content, m.content_differs.is_empty()) {
+            (None, _) if content => " ?".to_string(),
+            (None, _) => String::new(),
+            (Some(d), true) => format!(" {d}"),
+            (Some(d), false) => format!(" {d} DIFFERS: {}", m.content_differs.join(", ")),
+        };
         out.push_str(&format!(
             "{:<20} {:<5} {:<28} {:>8} {:>6} {:<9} {}\n",
             m.name,
@@ -73,7 +90,11 @@ fn table(s: &GroupStatus) -> String {
             m.priority,
             m.epoch,
             if m.net_check_ok { "ok" } else { "FAILING" },
-            m.address
+            if content {
+                format!("{:<15}{carousel}", m.address.to_string())
+            } else {
+                m.address.to_string()
+            }
         ));
     }
     for name in &s.missing {

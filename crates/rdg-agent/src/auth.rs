@@ -175,6 +175,7 @@ mod tests {
             flags: rdg_core::wire::Flags::default(),
             hot: String::new(),
             hot_heard_ago: None,
+            content: None,
         };
         let only_old = Keys::new(vec![b"old key".to_vec()]);
         let signed_old = only_old.encode(&msg).unwrap();

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod arp_probe;
 pub mod auth;
 pub mod clock;
+pub mod content;
 pub mod gate;
 pub mod local_group;
 pub mod metrics;

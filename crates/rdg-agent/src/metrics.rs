@@ -96,6 +96,10 @@ pub struct Metrics {
     pub switchover_unauthorized: Counter,
     /// HMAC keys heartbeats are accepted with (0: no authentication).
     pub auth_keys: Gauge,
+    /// 1 while this member's carousel differs from the hot member's.
+    pub content_differs: Gauge,
+    /// Times this member found its carousel different from the hot member's.
+    pub content_mismatches: Counter,
     /// Configuration re-reads on SIGHUP, by result.
     pub reloads: Family<ResultLabels, Counter>,
     /// 1 while the VIP is on this host.
@@ -127,6 +131,8 @@ impl Metrics {
             notify_failures: Counter::default(),
             switchover_unauthorized: Counter::default(),
             auth_keys: Gauge::default(),
+            content_differs: Gauge::default(),
+            content_mismatches: Counter::default(),
             reloads: Family::default(),
             vip_held: Family::default(),
             garp_sent: Family::default(),
@@ -193,6 +199,16 @@ impl Metrics {
             "switchover_unauthorized",
             "Switchover requests refused for a missing or wrong credential",
             m.switchover_unauthorized.clone(),
+        );
+        registry.register(
+            "content_differs",
+            "1 while this member's carousel differs from the hot member's",
+            m.content_differs.clone(),
+        );
+        registry.register(
+            "content_mismatches",
+            "Times this member found its carousel different from the hot member's",
+            m.content_mismatches.clone(),
         );
         registry.register(
             "auth_keys",

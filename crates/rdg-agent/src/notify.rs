@@ -31,6 +31,10 @@ pub enum NotifyEvent {
     Stopped,
     /// Hot, but a VIP could not be added (address in use, interface gone).
     VipFailed,
+    /// The carousel this member would send differs from the hot member's.
+    ContentMismatch,
+    /// The carousel again equals the hot member's.
+    ContentConsistent,
 }
 
 impl NotifyEvent {
@@ -45,6 +49,8 @@ impl NotifyEvent {
             NotifyEvent::AnomalyRecovered => "anomaly-recovered",
             NotifyEvent::Stopped => "stopped",
             NotifyEvent::VipFailed => "vip-failed",
+            NotifyEvent::ContentMismatch => "content-mismatch",
+            NotifyEvent::ContentConsistent => "content-consistent",
         }
     }
 }

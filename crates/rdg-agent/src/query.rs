@@ -7,6 +7,7 @@
 use crate::auth::{KeyError, load_keys};
 use crate::transport::interface_of;
 use rdg_core::config::GroupConfig;
+use rdg_core::content::{Advert, differing_objects, name_hash};
 use rdg_core::wire::{Flags, Message, MessageType};
 use rdg_core::{State, TemporalState};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ pub struct GroupStatus {
     pub missing: Vec<String>,
     /// More than one member answered as HS.
     pub split_brain: bool,
+    /// Every member that told its carousel sends the same one as the hot member (None: no
+    /// carousel was told, or no hot member answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_consistent: Option<bool>,
 }
 
 /// One member's answer.
@@ -56,6 +61,13 @@ pub struct MemberReply {
     pub net_check_ok: bool,
     /// Where the answer came from.
     pub address: IpAddr,
+    /// Digest of its carousel (16 hex digits; None: it has none or did not tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Objects on which its carousel differs from the hot member's (`address:port/name`, or
+    /// a name hash for objects this host's configuration does not have).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_differs: Vec<String>,
 }
 
 impl MemberReply {
@@ -70,6 +82,8 @@ impl MemberReply {
             hot: (!m.hot.is_empty()).then_some(m.hot),
             net_check_ok: m.flags.contains(Flags::NET_CHECK_OK),
             address,
+            content: None,
+            content_differs: Vec::new(),
         }
     }
 }
@@ -132,6 +146,7 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
             flags: Flags::default(),
             hot: String::new(),
             hot_heard_ago: None,
+            content: None,
         };
         let bytes = keys.encode(&msg).expect("a status query always encodes");
         let destinations: Vec<SocketAddr> = match network.multicast {
@@ -156,9 +171,16 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
     }
 
     let mut replies: BTreeMap<String, MemberReply> = BTreeMap::new();
+    let mut adverts: BTreeMap<String, Advert> = BTreeMap::new();
+    // A group with a carousel answers with it too (members of older versions do not, and
+    // are waited for until `wait` ends).
+    let want_content = cfg.transmitter.is_some();
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 2048];
-    while Instant::now() < deadline && replies.len() < cfg.members.len() {
+    while Instant::now() < deadline
+        && (replies.len() < cfg.members.len()
+            || (want_content && adverts.len() < cfg.members.len()))
+    {
         let mut got = false;
         for sock in &sockets {
             while let Ok((n, from)) = sock.recv_from(&mut buf) {
@@ -166,7 +188,16 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
                 let Ok(m) = keys.decode(&buf[..n], &cfg.name) else {
                     continue;
                 };
-                if m.kind != MessageType::StatusReply || cfg.member(&m.member).is_none() {
+                if cfg.member(&m.member).is_none() {
+                    continue;
+                }
+                if m.kind == MessageType::Content {
+                    if let Some(a) = m.content {
+                        adverts.entry(m.member).or_insert(a);
+                    }
+                    continue;
+                }
+                if m.kind != MessageType::StatusReply {
                     continue;
                 }
                 replies
@@ -178,7 +209,44 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    Ok(summarize(cfg, replies))
+    let mut status = summarize(cfg, replies);
+    compare_content(cfg, &mut status, &adverts);
+    Ok(status)
+}
+
+/// Fills in each member's carousel digest and the objects on which it differs from the hot
+/// member's, named from this host's configuration.
+fn compare_content(cfg: &GroupConfig, status: &mut GroupStatus, adverts: &BTreeMap<String, Advert>) {
+    let names: BTreeMap<u32, String> = cfg
+        .transmitter
+        .iter()
+        .flat_map(|tx| &tx.channels)
+        .flat_map(|ch| {
+            ch.objects
+                .iter()
+                .map(move |o| format!("{}:{}/{}", ch.address, ch.port, o.name))
+        })
+        .map(|key| (name_hash(&key), key))
+        .collect();
+    let hot = status.hot.as_ref().and_then(|h| adverts.get(h));
+    let mut all_same = true;
+    for m in &mut status.members {
+        let Some(a) = adverts.get(&m.name) else { continue };
+        m.content = Some(format!("{:016x}", a.digest));
+        if let Some(hot) = hot
+            && hot.digest != a.digest
+        {
+            all_same = false;
+            m.content_differs = differing_objects(a, hot)
+                .into_iter()
+                .map(|h| names.get(&h).cloned().unwrap_or_else(|| format!("#{h:08x}")))
+                .collect();
+            if m.content_differs.is_empty() {
+                m.content_differs.push("(channel settings or unlisted objects)".to_string());
+            }
+        }
+    }
+    status.content_consistent = hot.map(|_| all_same);
 }
 
 /// Orders the answers by configuration and works out the hot member.
@@ -203,6 +271,7 @@ fn summarize(cfg: &GroupConfig, mut replies: BTreeMap<String, MemberReply>) -> G
         split_brain: hots.len() > 1,
         members,
         missing,
+        content_consistent: None,
     }
 }
 
@@ -264,6 +333,8 @@ mod tests {
             hot: None,
             net_check_ok: true,
             address: "10.0.0.1".parse().unwrap(),
+            content: None,
+            content_differs: Vec::new(),
         }
     }
 

@@ -55,6 +55,46 @@ pub struct StatusReport {
     /// Kubernetes reporter turns an unplanned one into the member's `lastTakeover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_became_hot: Option<LastBecameHot>,
+    /// This member's carousel and how it compares with the hot member's (None: no
+    /// transmitter configured, or not read yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentStatus>,
+}
+
+/// This member's carousel as `/status` reports it (`content`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentStatus {
+    /// Digest of the whole carousel (16 hex digits); equal digests mean the same carousel.
+    pub digest: String,
+    /// Every object: `address:port/name`, its size and the first 8 hex digits of its hash
+    /// (None when its file was never readable).
+    pub objects: Vec<ContentObject>,
+    /// The hot member last compared with (None: no comparison yet, or this member is hot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<String>,
+    /// Same carousel as `comparedWith` (None: not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent: Option<bool>,
+    /// Objects of this member whose content differs from the hot member's, or that it does
+    /// not send (`address:port/name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing: Vec<String>,
+    /// The difference in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<String>,
+}
+
+/// One carousel object in [`ContentStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentObject {
+    /// `address:port/name`.
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+    /// First 8 hex digits of the object's hash.
+    pub version: Option<String>,
 }
 
 /// When and why a member last became hot, as `/status` reports it (`lastBecameHot`).

@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod config;
+pub mod content;
 pub mod duration;
 pub mod election;
 pub mod sim;

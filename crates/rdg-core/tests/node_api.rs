@@ -42,6 +42,7 @@ fn msg(kind: MessageType, member: &str, state: State, seq: u64) -> Message {
         flags: Flags::NET_CHECK_OK,
         hot: String::new(),
         hot_heard_ago: None,
+        content: None,
     }
 }
 

@@ -11,6 +11,7 @@ use rdg_core::wire::{
     DecodeError, Flags, MAC_LEN, MAX_DATAGRAM, MAX_NAME, Message, MessageType, ReplayError,
     ReplayGuard, decode, encode,
 };
+use rdg_core::content::{Advert, AdvertObject, MAX_ADVERT_OBJECTS};
 use rdg_core::{State, TemporalState};
 
 mod common;
@@ -33,6 +34,23 @@ fn name() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z0-9-]{0,63}", unicode]
 }
 
+/// A carousel summary as content datagrams carry it.
+fn advert() -> impl Strategy<Value = Advert> {
+    (
+        any::<u64>(),
+        proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=MAX_ADVERT_OBJECTS),
+        0u16..100,
+    )
+        .prop_map(|(digest, objects, more)| Advert {
+            digest,
+            total: objects.len() as u16 + more,
+            objects: objects
+                .into_iter()
+                .map(|(name, version)| AdvertObject { name, version })
+                .collect(),
+        })
+}
+
 fn message() -> impl Strategy<Value = Message> {
     (
         (
@@ -52,11 +70,13 @@ fn message() -> impl Strategy<Value = Message> {
             name(),
             proptest::option::of(0u64..0xFFFF),
         ),
+        advert(),
     )
         .prop_map(
             |(
                 (kind, group, member, state, temporal, priority),
                 (epoch, incarnation, sequence, network, flags, hot, heard),
+                content,
             )| Message {
                 kind,
                 group,
@@ -71,6 +91,7 @@ fn message() -> impl Strategy<Value = Message> {
                 flags: Flags(flags),
                 hot,
                 hot_heard_ago: heard.map(std::time::Duration::from_millis),
+                content: (kind == MessageType::Content).then_some(content),
             },
         )
 }
@@ -90,6 +111,7 @@ fn sample() -> Message {
         flags: Flags::NET_CHECK_OK,
         hot: "ics-a".into(),
         hot_heard_ago: None,
+        content: None,
     }
 }
 
@@ -116,6 +138,19 @@ fn samples() -> Vec<Message> {
     m.member = String::new();
     m.hot = "h".repeat(MAX_NAME);
     out.push(m);
+    let mut m = sample();
+    m.kind = MessageType::Content;
+    m.content = Some(Advert {
+        digest: u64::MAX,
+        total: MAX_ADVERT_OBJECTS as u16,
+        objects: (0..MAX_ADVERT_OBJECTS as u32)
+            .map(|i| AdvertObject {
+                name: i,
+                version: i << 8,
+            })
+            .collect(),
+    });
+    out.push(m);
     out
 }
 
@@ -126,6 +161,14 @@ fn every_type_state_and_temporal_round_trips() {
             for temporal in TemporalState::ALL {
                 let mut m = sample();
                 m.kind = kind;
+                m.content = (kind == MessageType::Content).then(|| Advert {
+                    digest: 42,
+                    total: 3,
+                    objects: vec![AdvertObject {
+                        name: 1,
+                        version: 2,
+                    }],
+                });
                 m.state = state;
                 m.temporal = temporal;
                 for key in [None, Some(KEY)] {
@@ -286,6 +329,7 @@ fn every_single_bit_flip_is_detected() {
                         | DecodeError::NameTooLong { .. }
                         | DecodeError::Truncated { .. }
                         | DecodeError::TrailingBytes { .. }
+                        | DecodeError::TooManyObjects { .. }
                         | DecodeError::WrongGroup { .. }
                 ),
                 "bit {bit}: unexpected {err:?}"

@@ -14,6 +14,7 @@
 pub mod bootcast;
 pub mod channel;
 pub mod frame;
+pub mod manifest;
 pub mod object;
 pub mod pacing;
 pub mod permit;

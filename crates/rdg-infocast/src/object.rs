@@ -84,6 +84,8 @@ pub struct ObjectSource {
     content: Option<Content>,
     /// Context for log lines, e.g. `(224.2.2.2:22222)`.
     label: String,
+    /// Log nothing (a second reader of the same files, whose news the transmitter logs).
+    quiet: bool,
 }
 
 impl ObjectSource {
@@ -116,7 +118,14 @@ impl ObjectSource {
             origin,
             content,
             label: label.to_string(),
+            quiet: false,
         }
+    }
+
+    /// The same object, read without logging.
+    pub fn quiet(mut self) -> ObjectSource {
+        self.quiet = true;
+        self
     }
 
     /// Re-reads the source when it changed and returns the content to send now: the newest
@@ -132,13 +141,14 @@ impl ObjectSource {
                 Ok(None) => {}
                 Ok(Some((fp, bytes))) => {
                     *seen = Some(fp);
-                    if last_error.take().is_some() {
+                    if last_error.take().is_some() && !self.quiet {
                         tracing::info!("{}: {} is readable again", self.label, path.display());
                     }
                     let new = Content::new(bytes);
                     match &self.content {
                         Some(old) if old.crc == new.crc && old.bytes == new.bytes => {}
                         old => {
+                            if !self.quiet {
                             tracing::info!(
                                 "{}: {} \"{}\" version {:08x} ({} bytes) from {}",
                                 self.label,
@@ -148,6 +158,7 @@ impl ObjectSource {
                                 new.bytes.len(),
                                 path.display()
                             );
+                            }
                             self.content = Some(new);
                         }
                     }
@@ -155,6 +166,7 @@ impl ObjectSource {
                 Err(e) => {
                     if last_error.as_deref() != Some(e.as_str()) {
                         match &self.content {
+                            _ if self.quiet => {}
                             Some(c) => tracing::error!(
                                 "{}: \"{}\": {e}; still sending version {:08x}",
                                 self.label,

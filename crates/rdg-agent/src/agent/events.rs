@@ -48,6 +48,8 @@ impl Agent {
                 tracing::info!("{e}");
                 self.hot_history
                     .became_hot(*epoch, *reason, previous.as_deref());
+                // Nothing to compare with while hot.
+                self.metrics.content_differs.set(0);
                 self.notifier
                     .send(NotifyEvent::Hot, *epoch, reason.as_str());
             }
@@ -113,6 +115,36 @@ impl Agent {
                     .inc();
             }
             Event::ClockGap { .. } => tracing::warn!("{e}"),
+            Event::ContentCompared {
+                hot,
+                difference,
+                was_different,
+            } => {
+                self.metrics
+                    .content_differs
+                    .set(i64::from(difference.is_some()));
+                match difference {
+                    Some(d) => {
+                        self.metrics.content_mismatches.inc();
+                        tracing::warn!(
+                            %hot,
+                            differing = %d.changed.iter().chain(&d.only_here).cloned().collect::<Vec<_>>().join(","),
+                            "{e}; a failover to this member would switch the set-top boxes to other content"
+                        );
+                        self.notifier
+                            .send(NotifyEvent::ContentMismatch, epoch, d.describe(hot));
+                    }
+                    None if *was_different => {
+                        tracing::info!("{e}");
+                        self.notifier.send(
+                            NotifyEvent::ContentConsistent,
+                            epoch,
+                            format!("same carousel as {hot}"),
+                        );
+                    }
+                    None => tracing::info!("{e}"),
+                }
+            }
         }
     }
 

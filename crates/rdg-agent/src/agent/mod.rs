@@ -56,6 +56,8 @@ pub struct AgentOptions {
     pub switchover_token: crate::switchover_token::Token,
     /// The file `config` came from, re-read on SIGHUP for new keys (None: no reload).
     pub config_path: Option<PathBuf>,
+    /// This member's carousel, compared with the hot member's (None: no transmitter).
+    pub content: Option<crate::content::ContentWatch>,
 }
 
 /// Why the agent could not start or had to stop.
@@ -110,6 +112,8 @@ struct Inputs {
     requests: mpsc::Receiver<Request>,
     /// SIGHUP: re-read the keys.
     hangups: Option<tokio::signal::unix::Signal>,
+    /// This member's carousel, whenever it changed.
+    content: Option<mpsc::Receiver<rdg_core::content::Manifest>>,
 }
 
 /// What woke the agent loop.
@@ -118,6 +122,7 @@ enum Wake {
     Datagram(Datagram),
     NetCheck(bool),
     Request(Request),
+    Content(rdg_core::content::Manifest),
     VipProbe(ProbeDone),
     Reload,
     Tick,
@@ -162,6 +167,7 @@ impl Agent {
             mut net,
             mut requests,
             mut hangups,
+            mut content,
         } = inputs;
         tokio::pin!(stop);
         let lease = self.node.params().lease();
@@ -185,6 +191,7 @@ impl Agent {
                 Some(r) = requests.recv() => Wake::Request(r),
                 Some(p) = vips::recv_probe(&mut probes) => Wake::VipProbe(p),
                 Some(()) = reload::next_hangup(&mut hangups) => Wake::Reload,
+                Some(m) = next_content(&mut content) => Wake::Content(m),
                 () = sleep => Wake::Tick,
             };
             let now = monotonic();
@@ -230,6 +237,7 @@ impl Agent {
                 Wake::Request(r) => self.on_request(r).await,
                 Wake::VipProbe(p) => self.on_vip_probe(p).await,
                 Wake::Reload => self.reload(),
+                Wake::Content(m) => self.step(now, Input::Content(Some(m))).await,
                 Wake::Tick => self.step(now, Input::Tick).await,
             }
         }
@@ -310,5 +318,15 @@ impl Agent {
         }
         self.metrics.set_state(state);
         self.metrics.epoch.set(epoch as i64);
+    }
+}
+
+/// The next change of this member's carousel, or never when it has none.
+async fn next_content(
+    rx: &mut Option<mpsc::Receiver<rdg_core::content::Manifest>>,
+) -> Option<rdg_core::content::Manifest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

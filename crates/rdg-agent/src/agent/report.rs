@@ -3,7 +3,7 @@
 use super::Agent;
 use crate::clock::monotonic;
 use crate::status::{
-    MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus, StatusReport, VipStatus,
+    ContentObject, ContentStatus, MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus, StatusReport, VipStatus,
 };
 use rdg_core::State;
 
@@ -124,6 +124,35 @@ impl Agent {
                 })
                 .unwrap_or_default(),
             last_became_hot: self.hot_history.last().cloned(),
+            content: self.content_status(),
         }
+    }
+
+    /// This member's carousel and the last comparison with the hot member's.
+    fn content_status(&self) -> Option<ContentStatus> {
+        let mine = self.node.content()?;
+        let verdict = self
+            .node
+            .content_verdict()
+            .filter(|_| self.node.state() != State::HS);
+        Some(ContentStatus {
+            digest: format!("{:016x}", mine.digest()),
+            objects: mine
+                .objects
+                .iter()
+                .map(|o| ContentObject {
+                    key: o.key(),
+                    size: o.size,
+                    version: o.hash.map(|h| format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])),
+                })
+                .collect(),
+            compared_with: verdict.map(|(hot, _)| hot.to_string()),
+            consistent: verdict.map(|(_, d)| d.is_none()),
+            differing: verdict
+                .and_then(|(_, d)| d)
+                .map(|d| d.changed.iter().chain(&d.only_here).cloned().collect())
+                .unwrap_or_default(),
+            difference: verdict.and_then(|(hot, d)| d.map(|d| d.describe(hot))),
+        })
     }
 }

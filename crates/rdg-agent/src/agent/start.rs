@@ -127,7 +127,13 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         lease_until_monotonic_ms: 0,
     })?;
     agent.step(now, Input::Tick).await;
+    let content = opts.content.clone().map(|watch| {
+        let (tx, rx) = mpsc::channel(4);
+        watch.spawn(tx);
+        rx
+    });
     let inputs = Inputs {
+        content,
         dgrams,
         net,
         requests,

@@ -31,6 +31,9 @@ pub enum Input {
         /// Member that should become hot.
         target: String,
     },
+    /// This member's carousel, at start and whenever it changed (None: no transmitter). The
+    /// hot member advertises it; a standby compares the hot member's advert with it.
+    Content(Option<crate::content::Manifest>),
     /// Graceful stop (SIGTERM): release the role, tell the group, stop.
     Shutdown,
 }
@@ -161,6 +164,16 @@ pub enum Event {
         /// The previous hot member, if one was known.
         previous: Option<String>,
     },
+    /// A new verdict on the hot member's carousel compared with this member's: reported when
+    /// it differs from the last verdict (the first comparison included).
+    ContentCompared {
+        /// The hot member.
+        hot: String,
+        /// How this member's carousel differs; None when they are the same.
+        difference: Option<crate::content::Difference>,
+        /// The previous verdict was a difference (so a None here is a recovery).
+        was_different: bool,
+    },
     /// This member stopped being hot.
     Released {
         /// Why.
@@ -257,6 +270,23 @@ impl fmt::Display for Event {
             }
             Event::Released { reason } => {
                 write!(f, "released the hot role ({})", reason.as_str())
+            }
+            Event::ContentCompared {
+                hot,
+                difference: Some(d),
+                ..
+            } => write!(
+                f,
+                "carousel differs from hot member {hot}'s: {}",
+                d.describe(hot)
+            ),
+            Event::ContentCompared {
+                hot,
+                was_different: true,
+                ..
+            } => write!(f, "carousel equals hot member {hot}'s again"),
+            Event::ContentCompared { hot, .. } => {
+                write!(f, "carousel equals hot member {hot}'s")
             }
             Event::HotLost {
                 member, left: true, ..

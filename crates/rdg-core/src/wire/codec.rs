@@ -20,10 +20,16 @@
 //! |     39 |  1+n | group       | u8 length n ≤ [`MAX_NAME`], then n bytes of UTF-8         |
 //! |      … |  1+n | member      | same                                                      |
 //! |      … |  1+n | hot         | same ("" = no hot member known)                           |
+//! |      … |    8 | digest      | content datagrams (type 7) only, as the next three rows:  |
+//! |        |      |             | [`crate::content::Manifest::digest`]                      |
+//! |      … |    2 | total       | number of objects in the sender's carousel                |
+//! |      … | 1+8k | objects     | u8 count k ≤ [`crate::content::MAX_ADVERT_OBJECTS`], then k × (name hash u32, version u32) |
 //! |      … |   32 | MAC         | only if the mac flag is set: HMAC-SHA256 over every byte before it |
 //!
 //! Nothing may follow the last field. The smallest datagram is 42 bytes (three empty names, no
-//! MAC), the largest 263 (three 63-byte names and a MAC), well under [`MAX_DATAGRAM`].
+//! MAC), the largest heartbeat 263 (three 63-byte names and a MAC) and the largest content
+//! datagram 466, under [`MAX_DATAGRAM`]. Members of an older version reject content datagrams
+//! as `unknown_type` and go on; heartbeats are unchanged.
 //!
 //! # Decoding order
 //!
@@ -39,6 +45,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::message::{Flags, Message, MessageType};
+use crate::content::{Advert, AdvertObject, MAX_ADVERT_OBJECTS};
 use crate::{State, TemporalState};
 
 /// Version of the format written by [`encode`]; [`decode`] accepts only this one. Version 2
@@ -78,6 +85,12 @@ pub enum EncodeError {
     /// The flags contain bits this version does not know.
     #[error("unknown flag bits {0:#06x}")]
     UnknownFlags(u16),
+    /// A content datagram without a carousel, or a carousel on another type.
+    #[error("content belongs in content datagrams, and only there")]
+    ContentMismatch,
+    /// More listed objects than a datagram carries.
+    #[error("{0} listed objects, at most {MAX_ADVERT_OBJECTS} are allowed")]
+    TooManyObjects(usize),
 }
 
 /// Why [`decode`] rejected a datagram; one variant per reason, labelled by [`DecodeError::reason`].
@@ -157,6 +170,12 @@ pub enum DecodeError {
     /// The MAC does not match: forged, corrupted, or a different key.
     #[error("bad MAC")]
     BadMac,
+    /// A content datagram lists more objects than allowed or than its total.
+    #[error("{count} listed objects: more than allowed or than the carousel has")]
+    TooManyObjects {
+        /// How many it says it lists.
+        count: usize,
+    },
 }
 
 impl DecodeError {
@@ -180,6 +199,7 @@ impl DecodeError {
             DecodeError::MissingMac => "missing_mac",
             DecodeError::UnexpectedMac => "unexpected_mac",
             DecodeError::BadMac => "bad_mac",
+            DecodeError::TooManyObjects { .. } => "too_many_objects",
         }
     }
 }
@@ -209,6 +229,14 @@ pub fn encode(msg: &Message, key: Option<&[u8]>) -> Result<Vec<u8>, EncodeError>
     if msg.flags.0 & !Flags::KNOWN.0 != 0 {
         return Err(EncodeError::UnknownFlags(msg.flags.0 & !Flags::KNOWN.0));
     }
+    if (msg.kind == MessageType::Content) != msg.content.is_some() {
+        return Err(EncodeError::ContentMismatch);
+    }
+    if let Some(c) = &msg.content
+        && c.objects.len() > MAX_ADVERT_OBJECTS
+    {
+        return Err(EncodeError::TooManyObjects(c.objects.len()));
+    }
 
     let names_len: usize = names.iter().map(|(_, n)| 1 + n.len()).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + names_len + MAC_LEN);
@@ -232,6 +260,16 @@ pub fn encode(msg: &Message, key: Option<&[u8]>) -> Result<Vec<u8>, EncodeError>
         // Checked above: fits in a u8.
         out.push(name.len() as u8);
         out.extend_from_slice(name);
+    }
+    if let Some(c) = &msg.content {
+        out.extend_from_slice(&c.digest.to_be_bytes());
+        out.extend_from_slice(&c.total.to_be_bytes());
+        // Checked above: at most MAX_ADVERT_OBJECTS.
+        out.push(c.objects.len() as u8);
+        for o in &c.objects {
+            out.extend_from_slice(&o.name.to_be_bytes());
+            out.extend_from_slice(&o.version.to_be_bytes());
+        }
     }
     if let Some(key) = key {
         let mut mac = hmac(key);
@@ -286,6 +324,27 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::NameTooLong { field, len });
         }
         self.take(len, field)
+    }
+
+    /// The carousel of a content datagram.
+    fn advert(&mut self) -> Result<Advert, DecodeError> {
+        let digest = self.u64("digest")?;
+        let total = self.u16("total")?;
+        let count = usize::from(self.u8("objects")?);
+        if count > MAX_ADVERT_OBJECTS || count > usize::from(total) {
+            return Err(DecodeError::TooManyObjects { count });
+        }
+        let mut objects = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = u32::from_be_bytes(self.array("objects")?);
+            let version = u32::from_be_bytes(self.array("objects")?);
+            objects.push(AdvertObject { name, version });
+        }
+        Ok(Advert {
+            digest,
+            total,
+            objects,
+        })
     }
 
     fn remaining(&self) -> usize {
@@ -352,6 +411,11 @@ pub fn decode_with_keys(
     let group = r.name("group")?;
     let member = r.name("member")?;
     let hot = r.name("hot")?;
+    let content = if kind == MessageType::Content.code() {
+        Some(r.advert()?)
+    } else {
+        None
+    };
     let body_len = r.pos;
     let tag = if mac_flag & MAC_PRESENT != 0 {
         Some(r.take(MAC_LEN, "mac")?)
@@ -414,6 +478,7 @@ pub fn decode_with_keys(
         hot: utf8(hot, "hot")?,
         hot_heard_ago: (hot_heard != HOT_HEARD_NONE)
             .then(|| std::time::Duration::from_millis(u64::from(hot_heard))),
+        content,
     })
 }
 
@@ -439,7 +504,71 @@ mod tests {
             flags: Flags::NET_CHECK_OK,
             hot: "ics-a".into(),
             hot_heard_ago: Some(Duration::from_millis(42)),
+            content: None,
         }
+    }
+
+    fn content_sample(objects: usize) -> Message {
+        Message {
+            kind: MessageType::Content,
+            hot_heard_ago: None,
+            content: Some(Advert {
+                digest: 0x0123_4567_89ab_cdef,
+                total: 30,
+                objects: (0..objects as u32)
+                    .map(|i| AdvertObject {
+                        name: i,
+                        version: !i,
+                    })
+                    .collect(),
+            }),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn content_datagrams_round_trip_and_fit() {
+        let long = "x".repeat(MAX_NAME);
+        let msg = Message {
+            group: long.clone(),
+            member: long.clone(),
+            hot: long.clone(),
+            ..content_sample(MAX_ADVERT_OBJECTS)
+        };
+        let bytes = enc(&msg, Some(KEY));
+        assert_eq!(bytes.len(), 466);
+        assert!(bytes.len() <= MAX_DATAGRAM);
+        assert_eq!(decode(&bytes, &long, Some(KEY)).unwrap(), msg);
+        let empty = content_sample(0);
+        assert_eq!(decode(&enc(&empty, None), "infocast", None).unwrap(), empty);
+    }
+
+    #[test]
+    fn content_only_in_content_datagrams() {
+        let hb = Message {
+            content: content_sample(1).content,
+            ..sample()
+        };
+        assert_eq!(encode(&hb, None), Err(EncodeError::ContentMismatch));
+        let bare = Message {
+            content: None,
+            ..content_sample(0)
+        };
+        assert_eq!(encode(&bare, None), Err(EncodeError::ContentMismatch));
+        assert_eq!(
+            encode(&content_sample(MAX_ADVERT_OBJECTS + 1), None),
+            Err(EncodeError::TooManyObjects(MAX_ADVERT_OBJECTS + 1))
+        );
+        // A listed count above the total, or above the limit, is refused before the MAC.
+        let mut bytes = enc(&content_sample(2), Some(KEY));
+        let count_at = bytes.len() - MAC_LEN - 2 * 8 - 1;
+        assert_eq!(bytes[count_at], 2);
+        bytes[count_at - 1] = 1; // total = 1 (low byte), fewer than listed
+        bytes[count_at - 2] = 0;
+        assert_eq!(
+            decode(&bytes, "infocast", Some(KEY)),
+            Err(DecodeError::TooManyObjects { count: 2 })
+        );
     }
 
     fn enc(msg: &Message, key: Option<&[u8]>) -> Vec<u8> {
@@ -617,8 +746,11 @@ mod tests {
         let mut b = good.clone();
         b[4] = 0;
         assert_eq!(d(&b), Err(DecodeError::UnknownType(0)));
+        b[4] = 8;
+        assert_eq!(d(&b), Err(DecodeError::UnknownType(8)));
+        // A heartbeat relabelled as content lacks the carousel the type promises.
         b[4] = 7;
-        assert_eq!(d(&b), Err(DecodeError::UnknownType(7)));
+        assert_eq!(d(&b), Err(DecodeError::Truncated { field: "digest" }));
 
         let mut b = good.clone();
         b[5] = 0x80;

@@ -17,17 +17,21 @@ pub enum MessageType {
     StatusQuery = 5,
     /// A member's answer to a status query: its state, priority, epoch and the hot member it knows.
     StatusReply = 6,
+    /// The sender's carousel summarised ([`crate::content::Advert`]): sent by the hot member
+    /// every few heartbeats, and by every member in answer to a status query.
+    Content = 7,
 }
 
 impl MessageType {
     /// All message types, in numeric order.
-    pub const ALL: [MessageType; 6] = [
+    pub const ALL: [MessageType; 7] = [
         MessageType::Heartbeat,
         MessageType::Leaving,
         MessageType::SwitchoverRequest,
         MessageType::SwitchoverAck,
         MessageType::StatusQuery,
         MessageType::StatusReply,
+        MessageType::Content,
     ];
 
     /// The numeric value on the wire.
@@ -104,4 +108,6 @@ pub struct Message {
     /// from the others. `None` when the sender is the hot member, knows none, or for other
     /// message types. Sent in whole milliseconds, rounded down (never fresher than the truth).
     pub hot_heard_ago: Option<std::time::Duration>,
+    /// Content datagrams only: the sender's carousel; None for every other type.
+    pub content: Option<crate::content::Advert>,
 }

@@ -182,6 +182,7 @@ mod tests {
             flags: Flags::default(),
             hot: String::new(),
             hot_heard_ago: None,
+            content: None,
         }
     }
 

@@ -6,6 +6,7 @@ use super::io::{Destination, Event, HotReason, Input, Output, ReleaseReason};
 use super::params::{MemberIndex, Params};
 use super::peers::{MAX_NETWORKS, Peer};
 
+mod content;
 mod evaluate;
 mod switchover;
 use crate::wire::{Flags, Message, MessageType};
@@ -75,6 +76,7 @@ pub struct Node {
     stepped_down_at: Duration,
     preempt_since: Option<Duration>,
     announce: bool,
+    content: content::ContentState,
     started: bool,
     stopped: bool,
     #[cfg(feature = "fault-injection")]
@@ -117,6 +119,7 @@ impl Node {
             stepped_down_at: now,
             preempt_since: None,
             announce: false,
+            content: content::ContentState::default(),
             started: false,
             stopped: false,
             #[cfg(feature = "fault-injection")]
@@ -291,6 +294,7 @@ impl Node {
             } => self.on_message(now, network, from, message, &mut out),
             Input::NetCheck { ok } => self.on_net_check(now, ok, &mut out),
             Input::Switchover { target } => self.on_switchover_command(now, target, &mut out),
+            Input::Content(manifest) => self.on_content_changed(manifest),
             Input::Shutdown => {
                 self.shutdown(now, &mut out);
                 return out;
@@ -384,6 +388,7 @@ impl Node {
                 message.hot_heard_ago = heard_ago;
             }
         }
+        self.maybe_advertise(out);
     }
 
     // ----- messages -------------------------------------------------------------------------
@@ -405,6 +410,7 @@ impl Node {
             flags: flags.with(Flags::NET_CHECK_OK, net_ok),
             hot: hot.to_string(),
             hot_heard_ago: None,
+            content: None,
         }
     }
 
@@ -449,6 +455,7 @@ impl Node {
                     to: Destination::To(from),
                     message: reply,
                 });
+                self.answer_content_query(network, from, out);
                 return;
             }
             MessageType::StatusReply => {
@@ -468,6 +475,11 @@ impl Node {
         };
         if i == self.p.me {
             out.push(Output::Event(Event::DuplicateMember { from }));
+            return;
+        }
+        if m.kind == MessageType::Content {
+            // The carousel only: no liveness, epoch or state is taken from it.
+            self.on_content(&m, out);
             return;
         }
         self.epoch = self.epoch.max(m.epoch);
@@ -504,7 +516,7 @@ impl Node {
                     }));
                 }
             }
-            MessageType::StatusQuery | MessageType::StatusReply => {}
+            MessageType::StatusQuery | MessageType::StatusReply | MessageType::Content => {}
         }
     }
 
