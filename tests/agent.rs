@@ -260,6 +260,7 @@ fn bad_datagrams_are_counted_and_change_nothing() {
         flags: rdg_core::wire::Flags::default(),
         hot: member.into(),
         hot_heard_ago: None,
+        content: None,
     };
     let good_key = b"0123456789abcdef";
     let signed = rdg_core::wire::encode(&msg("t13", "a"), Some(b"wrong key")).unwrap();

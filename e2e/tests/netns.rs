@@ -965,8 +965,7 @@ fn content(lab: &Lab, member: &str) -> Value {
 
 #[test]
 fn s12_a_standby_with_another_carousel_reports_the_object_before_any_failover() {
-    if !require_root("s12_a_standby_with_another_carousel_reports_the_object_before_any_failover")
-    {
+    if !require_root("s12_a_standby_with_another_carousel_reports_the_object_before_any_failover") {
         return;
     }
     let notes = std::env::temp_dir().join(format!("rdg-e2e-content-notify-{}", std::process::id()));
@@ -987,7 +986,12 @@ fn s12_a_standby_with_another_carousel_reports_the_object_before_any_failover() 
     let file = lab.config_file("ics-c");
     let yaml = std::fs::read_to_string(file).unwrap();
     let rewritten = yaml.replace(&shared.display().to_string(), &own.display().to_string());
-    assert_ne!(yaml, rewritten, "ics-c's configuration names {}", shared.display());
+    assert_ne!(
+        yaml,
+        rewritten,
+        "ics-c's configuration names {}",
+        shared.display()
+    );
     std::fs::write(file, rewritten).unwrap();
     let epoch = start_settled(&lab, &["ics-a", "ics-b", "ics-c"]);
     let differs = |m: &str| {
@@ -1020,9 +1024,7 @@ fn s12_a_standby_with_another_carousel_reports_the_object_before_any_failover() 
         content(&lab, "ics-a")["digest"],
         content(&lab, "ics-c")["digest"]
     );
-    let group = lab
-        .rdg_status("ics-b")
-        .unwrap_or_else(|e| lab.fail(&e));
+    let group = lab.rdg_status("ics-b").unwrap_or_else(|e| lab.fail(&e));
     assert_eq!(group["contentConsistent"], true, "{group:#}");
 
     // One object changes on ics-c only.
@@ -1059,9 +1061,7 @@ fn s12_a_standby_with_another_carousel_reports_the_object_before_any_failover() 
     // ics-b still carries ics-a's carousel; `rdg status` names the object on ics-c.
     assert_eq!(content(&lab, "ics-b")["consistent"], true);
     assert_eq!(differs("ics-b"), 0.0);
-    let group = lab
-        .rdg_status("ics-b")
-        .unwrap_or_else(|e| lab.fail(&e));
+    let group = lab.rdg_status("ics-b").unwrap_or_else(|e| lab.fail(&e));
     println!("rdg status: {group}");
     assert_eq!(group["contentConsistent"], false, "{group:#}");
     let c_row = status_member(&group, "ics-c").expect("ics-c answered");

@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
                     members: vec![reply],
                     missing: Vec::new(),
                     split_brain: false,
+                    content_consistent: None,
                 };
                 roundtrip(&status);
             }

@@ -11,8 +11,8 @@
 //! best-effort and off the data path; without the variables nothing changes.
 
 use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
-use rdg_agent::switchover_token;
 use rdg_agent::content::ContentWatch;
+use rdg_agent::switchover_token;
 use rdg_infocast::manifest::CarouselManifest;
 use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, ReporterThread};

@@ -216,7 +216,11 @@ pub fn query(cfg: &GroupConfig, wait: Duration) -> Result<GroupStatus, QueryErro
 
 /// Fills in each member's carousel digest and the objects on which it differs from the hot
 /// member's, named from this host's configuration.
-fn compare_content(cfg: &GroupConfig, status: &mut GroupStatus, adverts: &BTreeMap<String, Advert>) {
+fn compare_content(
+    cfg: &GroupConfig,
+    status: &mut GroupStatus,
+    adverts: &BTreeMap<String, Advert>,
+) {
     let names: BTreeMap<u32, String> = cfg
         .transmitter
         .iter()
@@ -231,7 +235,9 @@ fn compare_content(cfg: &GroupConfig, status: &mut GroupStatus, adverts: &BTreeM
     let hot = status.hot.as_ref().and_then(|h| adverts.get(h));
     let mut all_same = true;
     for m in &mut status.members {
-        let Some(a) = adverts.get(&m.name) else { continue };
+        let Some(a) = adverts.get(&m.name) else {
+            continue;
+        };
         m.content = Some(format!("{:016x}", a.digest));
         if let Some(hot) = hot
             && hot.digest != a.digest
@@ -239,10 +245,16 @@ fn compare_content(cfg: &GroupConfig, status: &mut GroupStatus, adverts: &BTreeM
             all_same = false;
             m.content_differs = differing_objects(a, hot)
                 .into_iter()
-                .map(|h| names.get(&h).cloned().unwrap_or_else(|| format!("#{h:08x}")))
+                .map(|h| {
+                    names
+                        .get(&h)
+                        .cloned()
+                        .unwrap_or_else(|| format!("#{h:08x}"))
+                })
                 .collect();
             if m.content_differs.is_empty() {
-                m.content_differs.push("(channel settings or unlisted objects)".to_string());
+                m.content_differs
+                    .push("(channel settings or unlisted objects)".to_string());
             }
         }
     }

@@ -173,7 +173,10 @@ impl Difference {
             parts.push(format!("content differs: {}", self.changed.join(", ")));
         }
         if !self.only_here.is_empty() {
-            parts.push(format!("not sent by {other}: {}", self.only_here.join(", ")));
+            parts.push(format!(
+                "not sent by {other}: {}",
+                self.only_here.join(", ")
+            ));
         }
         if self.only_there > 0 {
             parts.push(format!(
@@ -257,10 +260,7 @@ mod tests {
         let d = compare(&b, &a.advert()).expect("differs");
         assert_eq!(d.changed, vec!["224.2.2.2:22222/kernel".to_string()]);
         assert!(d.only_here.is_empty() && d.only_there == 0 && !d.settings_or_unlisted);
-        assert_eq!(
-            d.describe("a"),
-            "content differs: 224.2.2.2:22222/kernel"
-        );
+        assert_eq!(d.describe("a"), "content differs: 224.2.2.2:22222/kernel");
     }
 
     #[test]
@@ -280,7 +280,11 @@ mod tests {
     #[test]
     fn adverts_name_the_objects_they_disagree_on() {
         let a = manifest(vec![obj("c", "x", b"1"), obj("c", "y", b"2")]);
-        let b = manifest(vec![obj("c", "x", b"1"), obj("c", "y", b"3"), obj("c", "z", b"")]);
+        let b = manifest(vec![
+            obj("c", "x", b"1"),
+            obj("c", "y", b"3"),
+            obj("c", "z", b""),
+        ]);
         assert_eq!(
             differing_objects(&a.advert(), &b.advert()),
             vec![name_hash("c/y"), name_hash("c/z")]

@@ -1,11 +1,11 @@
 //! Carousel comparison through the sans-IO API: two members exchange every datagram; the hot
 //! member advertises its carousel, the standby compares and reports differences and their end.
 
+use rdg_core::State;
 use rdg_core::config::GroupConfig;
 use rdg_core::content::{Difference, Manifest, ObjectEntry};
 use rdg_core::election::{Event, Input, Node, Output, Params};
 use rdg_core::wire::MessageType;
-use rdg_core::State;
 use std::time::Duration;
 
 const GROUP: &str = "\
@@ -19,14 +19,51 @@ members:
 
 fn node(member: &str) -> Node {
     let cfg = GroupConfig::from_yaml(GROUP).unwrap();
-    Node::new(Params::from_config(&cfg, member).unwrap(), 1, Duration::ZERO)
+    Node::new(
+        Params::from_config(&cfg, member).unwrap(),
+        1,
+        Duration::ZERO,
+    )
 }
 
 fn carousel(kernel: &[u8]) -> Manifest {
     let obj = |name: &str, bytes: &[u8]| ObjectEntry {
         channel: "224.2.2.2:22222".into(),
         name: name.into(),
-        hash: Some([bytes.len() as u8, bytes.first().copied().unwrap_or(0), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        hash: Some([
+            bytes.len() as u8,
+            bytes.first().copied().unwrap_or(0),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+        ]),
         size: bytes.len() as u64,
     };
     Manifest {
@@ -58,15 +95,18 @@ fn run(
         let now = Duration::from_millis(t);
         for i in 0..2 {
             let mut batch: Vec<Input> = std::mem::take(&mut in_flight[i]);
-            let (due, later): (Vec<_>, Vec<_>) =
-                inputs.drain(..).partition(|(at, who, _)| *at <= t && *who == i);
+            let (due, later): (Vec<_>, Vec<_>) = inputs
+                .drain(..)
+                .partition(|(at, who, _)| *at <= t && *who == i);
             *inputs = later;
             batch.extend(due.into_iter().map(|(_, _, input)| input));
             batch.push(Input::Tick);
             for input in batch {
                 for o in nodes[i].handle(now, input) {
                     match o {
-                        Output::Send { network, message, .. } => {
+                        Output::Send {
+                            network, message, ..
+                        } => {
                             match message.kind {
                                 MessageType::Content => seen[i].content_sent += 1,
                                 MessageType::Heartbeat => seen[i].heartbeats_sent += 1,
@@ -103,7 +143,10 @@ fn a_standby_names_the_object_that_differs_within_a_few_heartbeats_and_sees_it_f
     run(&mut nodes, &mut seen, 0, 3000, &mut inputs);
     assert_eq!(nodes[0].state(), State::HS);
     assert_eq!(nodes[1].state(), State::SBS);
-    assert!(seen[0].compared.is_empty(), "the hot member compares with nobody");
+    assert!(
+        seen[0].compared.is_empty(),
+        "the hot member compares with nobody"
+    );
     let [(at, hot, Some(d), false)] = &seen[1].compared[..] else {
         panic!("expected one difference, got {:?}", seen[1].compared);
     };

@@ -7,11 +7,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rdg_core::content::{Advert, AdvertObject, MAX_ADVERT_OBJECTS};
 use rdg_core::wire::{
     DecodeError, Flags, MAC_LEN, MAX_DATAGRAM, MAX_NAME, Message, MessageType, ReplayError,
     ReplayGuard, decode, encode,
 };
-use rdg_core::content::{Advert, AdvertObject, MAX_ADVERT_OBJECTS};
 use rdg_core::{State, TemporalState};
 
 mod common;

@@ -149,15 +149,15 @@ impl ObjectSource {
                         Some(old) if old.crc == new.crc && old.bytes == new.bytes => {}
                         old => {
                             if !self.quiet {
-                            tracing::info!(
-                                "{}: {} \"{}\" version {:08x} ({} bytes) from {}",
-                                self.label,
-                                if old.is_some() { "updated" } else { "loaded" },
-                                self.name,
-                                new.crc,
-                                new.bytes.len(),
-                                path.display()
-                            );
+                                tracing::info!(
+                                    "{}: {} \"{}\" version {:08x} ({} bytes) from {}",
+                                    self.label,
+                                    if old.is_some() { "updated" } else { "loaded" },
+                                    self.name,
+                                    new.crc,
+                                    new.bytes.len(),
+                                    path.display()
+                                );
                             }
                             self.content = Some(new);
                         }

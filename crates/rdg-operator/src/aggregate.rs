@@ -166,6 +166,7 @@ pub fn aggregate(
         condition(previous, kind, ok, reason, message, now)
     };
     let claim_list = claims.join(", ");
+    let content = content_condition(&live, hot.as_deref(), previous, now);
     let conditions = vec![
         cond(
             "Ready",
@@ -226,6 +227,7 @@ pub fn aggregate(
                     .join("; ")
             },
         ),
+        content,
     ];
 
     // The newest takeover any member reports, if newer than the one already recorded.
@@ -248,6 +250,75 @@ pub fn aggregate(
         conditions,
         last_failover,
     }
+}
+
+/// `ContentConsistent`: True when every reporting member's carousel digest equals the hot
+/// member's, False naming the members (and objects) that differ, Unknown without a hot member
+/// that told its carousel (no transmitter, or agents that do not report it).
+fn content_condition(
+    live: &[&MemberEntry],
+    hot: Option<&str>,
+    previous: &RedundantGroupStatus,
+    now: &Time,
+) -> Condition {
+    let hot_digest = hot
+        .and_then(|h| live.iter().find(|e| e.name == h))
+        .and_then(|e| e.content_digest.as_deref());
+    let (status, reason, message) = match (hot, hot_digest) {
+        (Some(h), Some(d)) => {
+            let differ: Vec<String> = live
+                .iter()
+                .filter(|e| e.content_digest.as_deref().is_some_and(|x| x != d))
+                .map(|e| match e.content_differs.as_slice() {
+                    [] => e.name.clone(),
+                    objects => format!("{} ({})", e.name, objects.join(", ")),
+                })
+                .collect();
+            if differ.is_empty() {
+                (
+                    "True",
+                    "SameCarousel",
+                    format!("every member that reports its carousel carries {h}'s"),
+                )
+            } else {
+                (
+                    "False",
+                    "CarouselDiffers",
+                    format!(
+                        "carousel differs from hot member {h}'s on {}: a failover there would switch the set-top boxes to other content",
+                        differ.join("; ")
+                    ),
+                )
+            }
+        }
+        (Some(h), None) => (
+            "Unknown",
+            "NoCarousel",
+            format!("hot member {h} reports no carousel"),
+        ),
+        (None, _) => (
+            "Unknown",
+            "NoHotMember",
+            "no hot member to compare with".to_string(),
+        ),
+    };
+    let mut c = condition(
+        previous,
+        "ContentConsistent",
+        status == "True",
+        reason,
+        message,
+        now,
+    );
+    if status == "Unknown" {
+        c.status = status.to_string();
+        c.last_transition_time = previous
+            .condition("ContentConsistent")
+            .filter(|p| p.status == status)
+            .map(|p| p.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+    }
+    c
 }
 
 /// A condition, keeping the previous transition time when its status did not change.
@@ -344,6 +415,59 @@ mod tests {
             ..RedundantGroupStatus::default()
         };
         aggregate(&spec(), &previous, &pods(), &[], &now())
+    }
+
+    fn with_content(mut e: MemberEntry, digest: &str, differs: &[&str]) -> MemberEntry {
+        e.content_digest = Some(digest.into());
+        e.content_differs = differs.iter().map(|d| d.to_string()).collect();
+        e
+    }
+
+    fn content_of(agg: &Aggregate) -> &Condition {
+        agg.conditions
+            .iter()
+            .find(|c| c.type_ == "ContentConsistent")
+            .expect("a ContentConsistent condition")
+    }
+
+    #[test]
+    fn content_consistent_names_the_member_and_objects_that_differ() {
+        let agg = run(vec![
+            with_content(entry("a", State::HS, 1, &["b", "c"]), "00aa", &[]),
+            with_content(entry("b", State::SBS, 1, &["a", "c"]), "00aa", &[]),
+            with_content(
+                entry("c", State::SBS, 1, &["a", "b"]),
+                "00bb",
+                &["224.2.2.2:22222/kernel"],
+            ),
+        ]);
+        let c = content_of(&agg);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "CarouselDiffers")
+        );
+        assert!(
+            c.message.contains("c (224.2.2.2:22222/kernel)"),
+            "{}",
+            c.message
+        );
+        assert!(!c.message.contains("b ("), "{}", c.message);
+
+        let agg = run(vec![
+            with_content(entry("a", State::HS, 1, &["b"]), "00aa", &[]),
+            with_content(entry("b", State::SBS, 1, &["a"]), "00aa", &[]),
+        ]);
+        assert_eq!(content_of(&agg).status, "True");
+
+        let agg = run(vec![
+            entry("a", State::HS, 1, &["b"]),
+            with_content(entry("b", State::SBS, 1, &["a"]), "00aa", &[]),
+        ]);
+        let c = content_of(&agg);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "NoCarousel")
+        );
     }
 
     #[test]

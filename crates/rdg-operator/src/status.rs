@@ -118,6 +118,13 @@ pub struct MemberEntry {
     /// This member's last takeover (it became hot without a planned hand-over).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_takeover: Option<Failover>,
+    /// Digest of the carousel this member would send (16 hex digits; None: no transmitter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
+    /// Objects on which this member's carousel differs from the hot member's, as the member
+    /// found when comparing (`address:port/name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_differs: Vec<String>,
 }
 
 /// Heartbeat health on one network.

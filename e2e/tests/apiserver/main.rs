@@ -657,6 +657,8 @@ fn entry(member: &str, round: u64) -> MemberEntry {
             detection_ms: Some(412),
             epoch: Some(round),
         }),
+        content_digest: Some("35011279434b508d".to_string()),
+        content_differs: Vec::new(),
     }
 }
 

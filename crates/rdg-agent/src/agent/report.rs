@@ -3,7 +3,8 @@
 use super::Agent;
 use crate::clock::monotonic;
 use crate::status::{
-    ContentObject, ContentStatus, MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus, StatusReport, VipStatus,
+    ContentObject, ContentStatus, MemberStatus, NetCheckStatus, NetworkStatus, PeerNetworkStatus,
+    StatusReport, VipStatus,
 };
 use rdg_core::State;
 
@@ -143,7 +144,9 @@ impl Agent {
                 .map(|o| ContentObject {
                     key: o.key(),
                     size: o.size,
-                    version: o.hash.map(|h| format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])),
+                    version: o
+                        .hash
+                        .map(|h| format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])),
                 })
                 .collect(),
             compared_with: verdict.map(|(hot, _)| hot.to_string()),

@@ -39,6 +39,12 @@ pub fn member_entry(report: &StatusReport, pod: &str, node: &str) -> MemberEntry
             // election and standalone mode are not.
             .filter(|h| !h.planned && h.reason == "takeover")
             .map(|h| takeover(&report.member, h)),
+        content_digest: report.content.as_ref().map(|c| c.digest.clone()),
+        content_differs: report
+            .content
+            .as_ref()
+            .map(|c| c.differing.clone())
+            .unwrap_or_default(),
     }
 }
 

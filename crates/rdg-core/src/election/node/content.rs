@@ -3,10 +3,10 @@
 //! would switch the set-top boxes to other content. Nothing here touches the election.
 
 use super::Node;
+use crate::State;
 use crate::content::{Difference, Manifest, compare};
 use crate::election::io::{Destination, Event, Output};
 use crate::wire::{Flags, Message, MessageType};
-use crate::State;
 use std::net::SocketAddr;
 
 /// The hot member sends its carousel summary once per this many heartbeats (and at once when
@@ -84,7 +84,12 @@ impl Node {
     }
 
     /// Answers a status query with this member's carousel, after the status reply.
-    pub(super) fn answer_content_query(&mut self, network: u8, from: SocketAddr, out: &mut Vec<Output>) {
+    pub(super) fn answer_content_query(
+        &mut self,
+        network: u8,
+        from: SocketAddr,
+        out: &mut Vec<Output>,
+    ) {
         let Some(advert) = self.content.mine.as_ref().map(Manifest::advert) else {
             return;
         };
