@@ -7,9 +7,10 @@
 
 use super::Agent;
 use crate::metrics::{ReasonLabels, StateLabels, net};
-use crate::notify::NotifyEvent;
+use crate::notify::{Details, NotifyEvent};
 use rdg_core::State;
-use rdg_core::election::Event;
+use rdg_core::election::{Event, ReleaseReason};
+use std::time::Duration;
 
 impl Agent {
     /// Logs, counts and notifies one event of the node.
@@ -26,8 +27,18 @@ impl Agent {
                         })
                         .inc();
                     if to.0 == State::SBS {
-                        self.notifier
-                            .send(NotifyEvent::Standby, epoch, format!("from {}", from.0));
+                        let was_hot = from.0 == State::HS;
+                        let details = Details {
+                            was_hot,
+                            released: self.last_release.take().filter(|_| was_hot),
+                            ..Details::default()
+                        };
+                        self.notifier.send_with(
+                            NotifyEvent::Standby,
+                            epoch,
+                            format!("from {}", from.0),
+                            details,
+                        );
                     }
                 }
             }
@@ -48,11 +59,27 @@ impl Agent {
                 tracing::info!("{e}");
                 self.hot_history
                     .became_hot(*epoch, *reason, previous.as_deref());
+                let details = Details {
+                    previous_hot: previous.clone(),
+                    detection: self
+                        .hot_history
+                        .last()
+                        .and_then(|l| l.detection_ms)
+                        .map(Duration::from_millis),
+                    ..Details::default()
+                };
                 self.notifier
-                    .send(NotifyEvent::Hot, *epoch, reason.as_str());
+                    .send_with(NotifyEvent::Hot, *epoch, reason.as_str(), details);
             }
             Event::Released { reason } => {
                 tracing::warn!(reason = reason.as_str(), "released the hot role");
+                self.last_release = Some(match reason {
+                    ReleaseReason::Handover { target } => format!("handover to {target}"),
+                    ReleaseReason::Conflict { winner } => {
+                        format!("conflict: {winner} stays hot")
+                    }
+                    other => other.as_str().to_string(),
+                });
             }
             Event::HotLost {
                 member,

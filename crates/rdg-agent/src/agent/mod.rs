@@ -79,6 +79,9 @@ pub enum AgentError {
     /// The role file cannot be written.
     #[error(transparent)]
     RoleFile(#[from] RoleFileError),
+    /// The notification mail settings cannot be used (credentials file, addresses, CA file).
+    #[error(transparent)]
+    Email(#[from] crate::notify::email::EmailError),
     /// The status endpoint cannot listen.
     #[error("status.listen: cannot listen on {addr}: {source}")]
     Status {
@@ -147,6 +150,8 @@ struct Agent {
     net_urgent: watch::Sender<bool>,
     /// When and why this member last became hot (`lastBecameHot` in `/status`).
     hot_history: HotHistory,
+    /// Why this member last released the hot role, for the standby notification that follows.
+    last_release: Option<String>,
 }
 
 impl Agent {
