@@ -27,18 +27,13 @@ impl Agent {
                         })
                         .inc();
                     if to.0 == State::SBS {
-                        let was_hot = from.0 == State::HS;
-                        let details = Details {
-                            was_hot,
-                            released: self.last_release.take().filter(|_| was_hot),
-                            ..Details::default()
-                        };
-                        self.notifier.send_with(
-                            NotifyEvent::Standby,
-                            epoch,
-                            format!("from {}", from.0),
-                            details,
-                        );
+                        let reason = format!("from {}", from.0);
+                        if from.0 == State::HS {
+                            // The `Released` event that follows says why.
+                            self.standby_after_hot = Some((epoch, reason));
+                        } else {
+                            self.notifier.send(NotifyEvent::Standby, epoch, reason);
+                        }
                     }
                 }
             }
@@ -73,13 +68,14 @@ impl Agent {
             }
             Event::Released { reason } => {
                 tracing::warn!(reason = reason.as_str(), "released the hot role");
-                self.last_release = Some(match reason {
+                let why = match reason {
                     ReleaseReason::Handover { target } => format!("handover to {target}"),
                     ReleaseReason::Conflict { winner } => {
                         format!("conflict: {winner} stays hot")
                     }
                     other => other.as_str().to_string(),
-                });
+                };
+                self.notify_standby_after_hot(Some(why));
             }
             Event::HotLost {
                 member,
@@ -140,6 +136,20 @@ impl Agent {
                     .inc();
             }
             Event::ClockGap { .. } => tracing::warn!("{e}"),
+        }
+    }
+
+    /// Sends the standby notification held back since the move from HS to SBS, if any, with
+    /// why the role was released (None: not known).
+    pub(super) fn notify_standby_after_hot(&mut self, released: Option<String>) {
+        if let Some((epoch, reason)) = self.standby_after_hot.take() {
+            let details = Details {
+                was_hot: true,
+                released,
+                ..Details::default()
+            };
+            self.notifier
+                .send_with(NotifyEvent::Standby, epoch, reason, details);
         }
     }
 

@@ -150,8 +150,9 @@ struct Agent {
     net_urgent: watch::Sender<bool>,
     /// When and why this member last became hot (`lastBecameHot` in `/status`).
     hot_history: HotHistory,
-    /// Why this member last released the hot role, for the standby notification that follows.
-    last_release: Option<String>,
+    /// The standby notification of a move from HS to SBS (epoch, reason), held until the
+    /// `Released` event that follows says why; sent at the end of the step at the latest.
+    standby_after_hot: Option<(u64, String)>,
 }
 
 impl Agent {
@@ -291,6 +292,7 @@ impl Agent {
                 Output::Stopped => self.stopped = true,
             }
         }
+        self.notify_standby_after_hot(None);
     }
 
     /// Lease renewals (hot and still hot, same epoch) go to the writer thread; every other

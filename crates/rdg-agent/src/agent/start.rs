@@ -99,7 +99,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         vip_attempt: Duration::ZERO,
         vip_refresh: Duration::ZERO,
         hot_history: HotHistory::default(),
-        last_release: None,
+        standby_after_hot: None,
         net_urgent,
     };
     if let Some(v) = agent.vips.as_mut() {

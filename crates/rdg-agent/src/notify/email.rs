@@ -501,9 +501,11 @@ pub fn summary(job: &Job) -> String {
             s
         }
         NotifyEvent::Standby => match &d.released {
-            Some(r) if r.starts_with("handover") => format!("handed the hot role over ({r})"),
+            Some(r) if r.starts_with("handover") || r == "shutdown" => {
+                format!("handed the hot role over ({r})")
+            }
             Some(r) => format!("gave up the hot role ({r}), now standby"),
-            None => "now standby".into(),
+            None => "gave up the hot role, now standby".into(),
         },
         NotifyEvent::Crashed => "crashed (CS): net check failed, isolated".into(),
         NotifyEvent::CrashRecovered => "recovered from CS: net check passes again".into(),
