@@ -1,7 +1,8 @@
 //! Notification mails against a real SMTP server (aiosmtpd on loopback, security none): the
 //! headers and body of each event's mail, a burst summed up in one mail, the rate limit's
 //! window flushed at shutdown, and failures (refused, server down, retried once it is back)
-//! counted in the metrics and logged with the server's error.
+//! counted in the metrics and logged with the server's error; STARTTLS and SMTPS with a CA of
+//! the test's own (`caFile`), and a certificate nobody vouches for refused.
 
 mod smtp;
 
@@ -305,4 +306,93 @@ async fn a_server_that_is_down_counts_a_failure_and_gets_the_mail_once_it_is_bac
     n.drain(Duration::from_secs(5)).await;
     assert_eq!(metrics.notify_emails_sent.get(), 1);
     assert!(metrics.notify_email_failures.get() >= 1);
+}
+
+/// A CA and a certificate for 127.0.0.1 and `localhost` signed by it, as PEM files in `dir`:
+/// `ca.crt`, `server.crt`, `server.key`.
+fn write_pki(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(DnType::CommonName, "rdg mail test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+#[tokio::test]
+async fn starttls_and_smtps_check_the_servers_certificate() {
+    let pki = std::env::temp_dir().join(format!("rdg-mail-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&pki).unwrap();
+    write_pki(&pki);
+    let (crt, key, ca) = (
+        pki.join("server.crt"),
+        pki.join("server.key"),
+        pki.join("ca.crt"),
+    );
+    let (crt, key) = (crt.to_str().unwrap(), key.to_str().unwrap());
+    // STARTTLS: aiosmtpd refuses MAIL before it (require_starttls), so a mail proves TLS.
+    let Some(starttls) = SmtpServer::start("starttls", &["--tlscert", crt, "--tlskey", key]) else {
+        return;
+    };
+    let smtps = SmtpServer::start("smtps", &["--smtpscert", crt, "--smtpskey", key]).unwrap();
+    for (server, security, ca_file) in [
+        (&starttls, "starttls", Some(&ca)),
+        (&smtps, "tls", Some(&ca)),
+        (&smtps, "tls", None),
+    ] {
+        let mut cfg = settings(server.addr.port(), "1s");
+        cfg.security = serde_yaml_ng::from_str(security).unwrap();
+        cfg.ca_file = ca_file.map(|p| p.display().to_string());
+        let metrics = Arc::new(Metrics::new());
+        let (log, _guard) = Log::capture();
+        let n = Notifier::with_mailer(
+            Mailer::new(&cfg, "infocast", "ics-b", Arc::clone(&metrics)).unwrap(),
+        );
+        let before = server.messages().len();
+        n.send(NotifyEvent::Crashed, 5, "net-check-failed");
+        n.drain(Duration::from_secs(10)).await;
+        if ca_file.is_some() {
+            let mails = server.wait_for(before + 1, WAIT).await;
+            assert_eq!(
+                mails[before].header("Subject"),
+                "[rdg-test] infocast/ics-b: crashed (CS): net check failed, isolated",
+                "{security}"
+            );
+            assert_eq!(
+                metrics.notify_emails_sent.get(),
+                1,
+                "{security}: {}",
+                log.text()
+            );
+        } else {
+            // Without the CA the certificate is vouched for by nobody: refused, counted.
+            assert_eq!(metrics.notify_email_failures.get(), 1, "{}", log.text());
+            assert_eq!(metrics.notify_emails_sent.get(), 0);
+            assert!(
+                log.text().to_lowercase().contains("certificate"),
+                "{}",
+                log.text()
+            );
+            assert_eq!(server.messages().len(), before);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&pki);
 }
