@@ -1,8 +1,11 @@
 //! The real `rdg agent` as separate processes on loopback (unicast heartbeats on two networks of
 //! 127.x addresses), so these run without root: election, kill -9 and takeover, SIGSTOP and
 //! self-fencing, graceful hand-over on SIGTERM, `/status`, `/metrics`, `rdg status`, bad
-//! datagrams, standalone mode, notify commands and start-up errors. The network-namespace
+//! datagrams, standalone mode, notify commands and mails and start-up errors. The network-namespace
 //! suite (e2e/) repeats the faults with multicast, links and net checks as root.
+
+#[path = "../crates/rdg-agent/tests/smtp/mod.rs"]
+mod smtp;
 
 use rdg_agent::local_group::LocalGroup;
 use rdg_core::State;
@@ -343,6 +346,76 @@ fn notify_command_gets_event_group_member_epoch_reason() {
             && e.contains("standby t14 b")
             && e.contains("hot t14 b 2 takeover")
     });
+}
+
+#[test]
+fn a_takeover_mails_the_previous_hot_member_and_the_detection_time() {
+    let Some(server) = smtp::SmtpServer::start("agent-takeover", &[]) else {
+        return;
+    };
+    let mut g = group(
+        18,
+        &[("a", 100), ("b", 50)],
+        &format!(
+            "notify: {{email: {{server: 127.0.0.1, port: {}, security: none, from: \
+             rdg@example.com, to: [ops@example.com], minInterval: 1s}}}}\n",
+            server.addr.port()
+        ),
+    );
+    g.start("a").unwrap();
+    g.wait_until(SETTLE, "a hot", || g.role_is("a", State::HS));
+    g.start("b").unwrap();
+    g.wait_until(SETTLE, "b standby", || g.role_is("b", State::SBS));
+    server.wait_for_blocking(1, SETTLE);
+    g.kill9("a").unwrap();
+    g.wait_until(SETTLE, "b hot", || g.role_is("b", State::HS));
+    let mails = server.wait_for_blocking(2, SETTLE);
+    assert_eq!(
+        mails[0].header("Subject"),
+        "[rdg] t18/a: became hot (election)"
+    );
+    let takeover = &mails[1];
+    let subject = takeover.header("Subject");
+    assert!(
+        subject.starts_with("[rdg] t18/b: became hot (takeover from a, lost after "),
+        "{subject}"
+    );
+    assert!(
+        takeover.body.contains("Previous hot member: a\n"),
+        "{}",
+        takeover.body
+    );
+    let ms: u64 = takeover
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("Detection time:"))
+        .and_then(|v| v.trim().strip_suffix(" ms"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no detection time in {}", takeover.body));
+    // Silent for at least the heartbeat timeout (250 ms) before it was declared lost.
+    assert!((250..5000).contains(&ms), "detection {ms} ms");
+    g.wait_until(SETTLE, "the mail counted", || {
+        get(&g, "b", "/metrics")
+            .1
+            .contains("rdg_notify_emails_sent_total 1\n")
+    });
+    // A graceful stop mails at once, whatever the rate limit holds back: the hand-over and
+    // the stop in one mail.
+    g.stop("b").unwrap();
+    let mails = server.wait_for_blocking(3, SETTLE);
+    let stop = &mails[2];
+    assert_eq!(
+        stop.header("Subject"),
+        "[rdg] t18/b: 2 events, last: agent stopped",
+        "{}",
+        stop.body
+    );
+    assert!(
+        stop.body
+            .contains("1. handed the hot role over (shutdown)\n2. agent stopped\n"),
+        "{}",
+        stop.body
+    );
 }
 
 #[test]

@@ -92,6 +92,10 @@ pub struct Metrics {
     pub anomalies: Family<NetLabels, Counter>,
     /// Notify command runs that failed or timed out.
     pub notify_failures: Counter,
+    /// Notification mails the SMTP server accepted.
+    pub notify_emails_sent: Counter,
+    /// Notification mails that failed (refused, server unreachable, timed out).
+    pub notify_email_failures: Counter,
     /// `POST /switchover` requests refused for a missing or wrong credential.
     pub switchover_unauthorized: Counter,
     /// HMAC keys heartbeats are accepted with (0: no authentication).
@@ -129,6 +133,8 @@ impl Metrics {
             ]),
             anomalies: Family::default(),
             notify_failures: Counter::default(),
+            notify_emails_sent: Counter::default(),
+            notify_email_failures: Counter::default(),
             switchover_unauthorized: Counter::default(),
             auth_keys: Gauge::default(),
             content_differs: Gauge::default(),
@@ -194,6 +200,16 @@ impl Metrics {
             "notify_failures",
             "Notify command runs that failed or timed out",
             m.notify_failures.clone(),
+        );
+        registry.register(
+            "notify_emails_sent",
+            "Notification mails the SMTP server accepted",
+            m.notify_emails_sent.clone(),
+        );
+        registry.register(
+            "notify_email_failures",
+            "Notification mails that failed (refused, server unreachable, timed out)",
+            m.notify_email_failures.clone(),
         );
         registry.register(
             "switchover_unauthorized",

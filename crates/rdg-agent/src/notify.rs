@@ -3,10 +3,17 @@
 //! Runs go through a queue to one background task, one at a time in event order, each bounded
 //! by a timeout; the state machine only ever enqueues, so a slow script never delays a
 //! failover. A full queue drops the notification and says so in the log.
+//!
+//! Notification mails ([`email`]) have a queue and a task of their own, so a slow SMTP server
+//! delays neither the command nor the state machine.
+
+pub mod email;
 
 use crate::metrics::Metrics;
+use email::{EmailError, Mailer};
+use rdg_core::config::Notify;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 /// Queued notifications beyond this are dropped (a script that hangs must not eat memory).
@@ -55,27 +62,87 @@ impl NotifyEvent {
     }
 }
 
-/// One queued run.
-#[derive(Debug)]
-struct Job {
-    event: NotifyEvent,
-    epoch: u64,
-    reason: String,
+/// What a notification knows beyond the command's arguments; shown in mails only, so the
+/// command's argv stays `EVENT GROUP MEMBER EPOCH REASON`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    /// Hot: the member that was hot before, if one was known.
+    pub previous_hot: Option<String>,
+    /// Hot after a takeover: how long the previous hot member was silent before it was declared
+    /// lost.
+    pub detection: Option<Duration>,
+    /// Standby: this member was hot until now (it handed the role over or gave it up).
+    pub was_hot: bool,
+    /// Standby after hot: why the role was released (`handover to ics-b`, `lease-expired`).
+    pub released: Option<String>,
 }
 
-/// Handle to the notify queue; cheap to call from the agent loop.
+/// One queued notification.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// What happened.
+    pub event: NotifyEvent,
+    /// Epoch this member knew.
+    pub epoch: u64,
+    /// Short reason, the command's last argument.
+    pub reason: String,
+    /// Extra facts for mails.
+    pub details: Details,
+    /// When it happened (wall clock), shown in mails.
+    pub at: SystemTime,
+}
+
+/// A queue and the background task that works it off.
 #[derive(Debug)]
-pub struct Notifier {
+struct Queue {
     tx: Option<mpsc::Sender<Job>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// `notify command` or `notify mail`, for the log.
+    what: &'static str,
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        let Some(tx) = &self.tx else { return };
+        let event = job.event.as_str();
+        if tx.try_send(job).is_err() {
+            tracing::warn!(
+                event,
+                "{} queue full (the {} is too slow); notification dropped",
+                self.what,
+                self.what
+            );
+        }
+    }
+
+    async fn drain(mut self, limit: Duration) {
+        // Closing the queue ends the task's loop after the last job.
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::warn!("{} still running at exit abandoned", self.what);
+            }
+        }
+    }
+}
+
+/// Least time a mail at shutdown gets (connect, TLS, login, transfer), whatever the drain
+/// limit of the command.
+const MAIL_DRAIN_MIN: Duration = Duration::from_secs(5);
+
+/// Handle to the notify queues (command, mail); cheap to call from the agent loop.
+#[derive(Debug)]
+pub struct Notifier {
+    command: Option<Queue>,
+    email: Option<Queue>,
 }
 
 impl Notifier {
     /// A notifier that runs nothing (no `notify` in the configuration).
     pub fn disabled() -> Notifier {
         Notifier {
-            tx: None,
-            task: None,
+            command: None,
+            email: None,
         }
     }
 
@@ -94,37 +161,106 @@ impl Notifier {
             }
         });
         Notifier {
+            command: Some(Queue {
+                tx: Some(tx),
+                task: Some(task),
+                what: "notify command",
+            }),
+            email: None,
+        }
+    }
+
+    /// Starts what `notify` configures: the command's task (when a command is given) and the
+    /// mail task (when `email` is). Fails when the mail settings cannot be used (credentials
+    /// file unreadable or open to others, bad address, CA file unreadable).
+    pub fn from_config(
+        notify: &Notify,
+        group: &str,
+        member: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Notifier, EmailError> {
+        let mailer = match &notify.email {
+            Some(e) => Some(Mailer::new(e, group, member, Arc::clone(&metrics))?),
+            None => None,
+        };
+        let mut n = if notify.command.is_empty() {
+            Notifier::disabled()
+        } else {
+            Notifier::start(
+                notify.command.clone(),
+                notify.timeout.get(),
+                group.to_string(),
+                member.to_string(),
+                metrics,
+            )
+        };
+        n.email = mailer.map(Notifier::mail_queue);
+        Ok(n)
+    }
+
+    /// A notifier that only mails, through `mailer`.
+    pub fn with_mailer(mailer: Mailer) -> Notifier {
+        Notifier {
+            command: None,
+            email: Some(Notifier::mail_queue(mailer)),
+        }
+    }
+
+    fn mail_queue(mailer: Mailer) -> Queue {
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        Queue {
             tx: Some(tx),
-            task: Some(task),
+            task: Some(tokio::spawn(mailer.run(rx))),
+            what: "notify mail",
         }
     }
 
     /// Queues a notification; never waits.
     pub fn send(&self, event: NotifyEvent, epoch: u64, reason: impl Into<String>) {
-        let Some(tx) = &self.tx else { return };
+        self.send_with(event, epoch, reason, Details::default());
+    }
+
+    /// Queues a notification with facts for the mail; never waits.
+    pub fn send_with(
+        &self,
+        event: NotifyEvent,
+        epoch: u64,
+        reason: impl Into<String>,
+        details: Details,
+    ) {
+        if self.command.is_none() && self.email.is_none() {
+            return;
+        }
         let job = Job {
             event,
             epoch,
             reason: reason.into(),
+            details,
+            at: SystemTime::now(),
         };
-        if tx.try_send(job).is_err() {
-            tracing::warn!(
-                event = event.as_str(),
-                "notify queue full (the notify command is too slow); notification dropped"
-            );
+        if let Some(q) = &self.email {
+            q.push(job.clone());
+        }
+        if let Some(q) = &self.command {
+            q.push(job);
         }
     }
 
-    /// Waits (at most `limit`) until every queued notification has run; used at shutdown so the
-    /// last notifications are not lost.
-    pub async fn drain(mut self, limit: Duration) {
-        // Closing the queue ends the task's loop after the last job.
-        self.tx = None;
-        if let Some(task) = self.task.take() {
-            if tokio::time::timeout(limit, task).await.is_err() {
-                tracing::warn!("notify commands still running at exit were abandoned");
+    /// Waits (at most `limit`, a mail at least 5 s) until every queued notification has run or
+    /// been mailed; used at shutdown so the last notifications are not lost. Mails collected by
+    /// the rate limit go out at once.
+    pub async fn drain(self, limit: Duration) {
+        let command = async {
+            if let Some(q) = self.command {
+                q.drain(limit).await;
             }
-        }
+        };
+        let email = async {
+            if let Some(q) = self.email {
+                q.drain(limit.max(MAIL_DRAIN_MIN)).await;
+            }
+        };
+        tokio::join!(command, email);
     }
 }
 

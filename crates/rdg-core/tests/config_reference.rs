@@ -236,9 +236,11 @@ fn known_rows_show_the_defaults_of_the_code() {
 /// Configurations that leave keys out, from nothing at all to one element in every list and
 /// every optional section present, each with only its required keys: every key that is not
 /// required is left out by one of them inside a section that is there.
-const SPARSE: [&str; 6] = [
+const SPARSE: [&str; 8] = [
     "{}",
     "auth: {keyFiles: [k]}",
+    "notify: {command: [c]}",
+    "notify: {email: {server: s, from: a@example.com, to: [b@example.com]}}",
     "transmitter: {}",
     "transmitter: {channels: [{address: 224.2.2.2, port: 1, bitRate: 1Mbit}]}",
     "transmitter: {channels: [{address: 224.2.2.2, port: 1, bitRate: 1Mbit, objects: [{name: o}]}]}",
@@ -251,7 +253,7 @@ networks: [{name: n}]
 members: [{name: m, priority: 1}]
 vips: [{address: 10.0.0.100/24, network: n}]
 auth: {keyFile: k}
-notify: {command: [c]}
+notify: {command: [c], email: {server: s, from: a@example.com, to: [b@example.com]}}
 transmitter:
   channels:
     - address: 224.2.2.2

@@ -7,9 +7,10 @@
 
 use super::Agent;
 use crate::metrics::{ReasonLabels, StateLabels, net};
-use crate::notify::NotifyEvent;
+use crate::notify::{Details, NotifyEvent};
 use rdg_core::State;
-use rdg_core::election::Event;
+use rdg_core::election::{Event, ReleaseReason};
+use std::time::Duration;
 
 impl Agent {
     /// Logs, counts and notifies one event of the node.
@@ -26,8 +27,13 @@ impl Agent {
                         })
                         .inc();
                     if to.0 == State::SBS {
-                        self.notifier
-                            .send(NotifyEvent::Standby, epoch, format!("from {}", from.0));
+                        let reason = format!("from {}", from.0);
+                        if from.0 == State::HS {
+                            // The `Released` event that follows says why.
+                            self.standby_after_hot = Some((epoch, reason));
+                        } else {
+                            self.notifier.send(NotifyEvent::Standby, epoch, reason);
+                        }
                     }
                 }
             }
@@ -50,11 +56,28 @@ impl Agent {
                     .became_hot(*epoch, *reason, previous.as_deref());
                 // Nothing to compare with while hot.
                 self.metrics.content_differs.set(0);
+                let details = Details {
+                    previous_hot: previous.clone(),
+                    detection: self
+                        .hot_history
+                        .last()
+                        .and_then(|l| l.detection_ms)
+                        .map(Duration::from_millis),
+                    ..Details::default()
+                };
                 self.notifier
-                    .send(NotifyEvent::Hot, *epoch, reason.as_str());
+                    .send_with(NotifyEvent::Hot, *epoch, reason.as_str(), details);
             }
             Event::Released { reason } => {
                 tracing::warn!(reason = reason.as_str(), "released the hot role");
+                let why = match reason {
+                    ReleaseReason::Handover { target } => format!("handover to {target}"),
+                    ReleaseReason::Conflict { winner } => {
+                        format!("conflict: {winner} stays hot")
+                    }
+                    other => other.as_str().to_string(),
+                };
+                self.notify_standby_after_hot(Some(why));
             }
             Event::HotLost {
                 member,
@@ -145,6 +168,20 @@ impl Agent {
                     None => tracing::info!("{e}"),
                 }
             }
+        }
+    }
+
+    /// Sends the standby notification held back since the move from HS to SBS, if any, with
+    /// why the role was released (None: not known).
+    pub(super) fn notify_standby_after_hot(&mut self, released: Option<String>) {
+        if let Some((epoch, reason)) = self.standby_after_hot.take() {
+            let details = Details {
+                was_hot: true,
+                released,
+                ..Details::default()
+            };
+            self.notifier
+                .send_with(NotifyEvent::Standby, epoch, reason, details);
         }
     }
 

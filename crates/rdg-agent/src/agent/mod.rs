@@ -81,6 +81,9 @@ pub enum AgentError {
     /// The role file cannot be written.
     #[error(transparent)]
     RoleFile(#[from] RoleFileError),
+    /// The notification mail settings cannot be used (credentials file, addresses, CA file).
+    #[error(transparent)]
+    Email(#[from] crate::notify::email::EmailError),
     /// The status endpoint cannot listen.
     #[error("status.listen: cannot listen on {addr}: {source}")]
     Status {
@@ -152,6 +155,9 @@ struct Agent {
     net_urgent: watch::Sender<bool>,
     /// When and why this member last became hot (`lastBecameHot` in `/status`).
     hot_history: HotHistory,
+    /// The standby notification of a move from HS to SBS (epoch, reason), held until the
+    /// `Released` event that follows says why; sent at the end of the step at the latest.
+    standby_after_hot: Option<(u64, String)>,
 }
 
 impl Agent {
@@ -294,6 +300,7 @@ impl Agent {
                 Output::Stopped => self.stopped = true,
             }
         }
+        self.notify_standby_after_hot(None);
     }
 
     /// Lease renewals (hot and still hot, same epoch) go to the writer thread; every other

@@ -72,13 +72,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         opts.switchover_token.clone(),
     ));
     let notifier = match &cfg.notify {
-        Some(n) => Notifier::start(
-            n.command.clone(),
-            n.timeout.get(),
-            cfg.name.clone(),
-            opts.member.clone(),
-            Arc::clone(&metrics),
-        ),
+        Some(n) => Notifier::from_config(n, &cfg.name, &opts.member, Arc::clone(&metrics))?,
         None => Notifier::disabled(),
     };
 
@@ -105,6 +99,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         vip_attempt: Duration::ZERO,
         vip_refresh: Duration::ZERO,
         hot_history: HotHistory::default(),
+        standby_after_hot: None,
         net_urgent,
     };
     if let Some(v) = agent.vips.as_mut() {

@@ -351,7 +351,15 @@ mod tests {
         assert_eq!(row("auth").kind, Kind::Section);
         assert_eq!(row("auth").default_text(), "—");
         assert_eq!(row("auth.keyFile").default_text(), "—");
-        assert_eq!(row("notify.command").default_text(), "required");
+        assert_eq!(row("notify.command").default_text(), "`[]`");
+        assert_eq!(row("notify.email").kind, Kind::Section);
+        assert_eq!(row("notify.email.server").default_text(), "required");
+        assert_eq!(row("notify.email.to").default_text(), "required");
+        assert_eq!(row("notify.email.port").default_text(), "—");
+        let security = row("notify.email.security");
+        assert_eq!(security.ty, "one of `starttls`, `tls`, `none`");
+        assert_eq!(security.default_text(), "`starttls`");
+        assert_eq!(row("notify.email.subjectPrefix").default_text(), "`[rdg]`");
         assert_eq!(row("networks").kind, Kind::ListOfSections);
         assert_eq!(row("networks[].multicast").ty, "IP address");
         assert_eq!(row("members[].addresses").kind, Kind::Map);

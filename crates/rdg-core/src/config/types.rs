@@ -56,25 +56,121 @@ pub struct GroupConfig {
     pub transmitter: Option<Transmitter>,
     /// A command run on every notable event (became hot, standby, crashed, network anomaly,
     /// recovery), like keepalived's notify scripts, as `CMD... EVENT GROUP MEMBER EPOCH
-    /// REASON`. An rdg extension of the design's keys.
+    /// REASON`, and/or e-mail (`notify.email`). An rdg extension of the design's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
 }
 
-/// The notify command: run as `COMMAND... EVENT GROUP MEMBER EPOCH REASON` for every event,
-/// one at a time in order, never blocking the state machine.
+/// Notifications of notable events: a command run as `COMMAND... EVENT GROUP MEMBER EPOCH
+/// REASON` for every event, one at a time in order, and/or e-mail; never blocking the state
+/// machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Notify {
     /// Program and leading arguments, e.g. `[/usr/local/bin/rdg-notify, --mail, ops@example.com]`.
+    /// Required unless `email` is given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     /// How long one run may take before it is killed.
     #[serde(default = "default_notify_timeout")]
     pub timeout: Dur,
+    /// E-mail to an SMTP server on becoming hot, handing the role over, crash (CS), network
+    /// anomaly, VIP failure, stop, and their recoveries; bursts are summed up in one mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<NotifyEmail>,
 }
 
 fn default_notify_timeout() -> Dur {
     Dur::from_millis(10_000)
+}
+
+/// Where and how notification mails are sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyEmail {
+    /// SMTP server (relay) host name or IP address, e.g. `smtp.example.com`.
+    pub server: String,
+    /// SMTP port; by default 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// How the connection to the server is protected.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// File holding the SMTP login as `user:password` on one line, or the user on the first line
+    /// and the password on the second; readable by its owner only. Read at start. Without it,
+    /// no login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<String>,
+    /// PEM file of a certificate authority to trust besides the built-in public roots (a
+    /// company's own CA of its relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Sender: `rdg@example.com` or `rdg <rdg@example.com>`.
+    pub from: String,
+    /// Recipients (at least one), each `ops@example.com` or `Ops <ops@example.com>`.
+    pub to: Vec<String>,
+    /// Start of every subject, before `<group>/<member>: <event>`.
+    #[serde(default = "default_subject_prefix")]
+    pub subject_prefix: String,
+    /// Rate limit: after a mail, further events within this time are collected and sent as one
+    /// summary mail when it has passed.
+    #[serde(default = "default_email_min_interval")]
+    pub min_interval: Dur,
+    /// How long one mail may take to send (connect, TLS, login, transfer) before it counts as
+    /// failed.
+    #[serde(default = "default_email_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_subject_prefix() -> String {
+    "[rdg]".into()
+}
+fn default_email_min_interval() -> Dur {
+    Dur::from_millis(30_000)
+}
+fn default_email_timeout() -> Dur {
+    Dur::from_millis(30_000)
+}
+
+impl NotifyEmail {
+    /// The port to connect to: `port`, or the usual one of the security mode.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(self.security.default_port())
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which the server must offer (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the start, SMTPS (port 465).
+    Tls,
+    /// No encryption (port 25): only for a relay on the same host or a trusted network.
+    None,
+}
+
+impl SmtpSecurity {
+    /// The usual port of this mode: 587, 465 or 25.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        }
+    }
+
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::Starttls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
 }
 
 /// Heartbeat timing and transport, shared by all networks.

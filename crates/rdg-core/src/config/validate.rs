@@ -2,7 +2,9 @@
 //! is reported (never only the first), each with the field path of the value to fix, so one
 //! `rdg check-config` run lists everything an operator has to change.
 
-use super::types::{Bootcast, CarouselObject, GroupConfig, Member, ObjectKind};
+use super::types::{
+    Bootcast, CarouselObject, GroupConfig, Member, NotifyEmail, ObjectKind, SmtpSecurity,
+};
 use super::units::{parse_bit_rate, parse_cidr};
 use crate::Dur;
 use std::collections::{BTreeMap, HashMap};
@@ -114,6 +116,125 @@ fn check_name(r: &mut Report, path: &str, what: &str, name: &str) {
             path,
             format!("{what} name {name:?} must start with a letter or a digit"),
         );
+    }
+}
+
+/// Checks `notify.email`: a server, a sender and recipients that are mail addresses, files as
+/// absolute paths, sane times.
+fn check_email(r: &mut Report, e: &NotifyEmail) {
+    if e.server.trim().is_empty() {
+        r.add(
+            "notify.email.server",
+            "must name the SMTP server (host name or IP address)",
+        );
+    } else if !is_host(&e.server) {
+        r.add(
+            "notify.email.server",
+            format!(
+                "{:?} is not a host name or IP address (the port goes in notify.email.port; no \
+                 URL, user or spaces)",
+                e.server
+            ),
+        );
+    }
+    if e.port == Some(0) {
+        r.add(
+            "notify.email.port",
+            "must not be 0 (leave it out for the usual port of the security mode)",
+        );
+    }
+    for (path, file) in [
+        ("notify.email.credentialsFile", &e.credentials_file),
+        ("notify.email.caFile", &e.ca_file),
+    ] {
+        if let Some(f) = file {
+            if !f.starts_with('/') || f.ends_with('/') {
+                r.add(path, format!("{f:?} must be an absolute path to a file"));
+            }
+        }
+    }
+    if e.credentials_file.is_some() && e.security == SmtpSecurity::None {
+        r.add(
+            "notify.email.credentialsFile",
+            "with security none the password would cross the network in clear; use starttls or \
+             tls",
+        );
+    }
+    if let Err(why) = check_mailbox(&e.from) {
+        r.add("notify.email.from", why);
+    }
+    if e.to.is_empty() {
+        r.add("notify.email.to", "must list at least one recipient");
+    }
+    let mut seen = HashMap::new();
+    for (i, to) in e.to.iter().enumerate() {
+        match check_mailbox(to) {
+            Err(why) => r.add(format!("notify.email.to[{i}]"), why),
+            Ok(addr) => {
+                if let Some(first) = seen.insert(addr.to_ascii_lowercase(), i) {
+                    r.add(
+                        format!("notify.email.to[{i}]"),
+                        format!("{addr} is listed twice (also at to[{first}])"),
+                    );
+                }
+            }
+        }
+    }
+    if e.subject_prefix.contains(['\r', '\n']) {
+        r.add("notify.email.subjectPrefix", "must be one line");
+    }
+    if e.min_interval.get() < Duration::from_secs(1) {
+        r.add(
+            "notify.email.minInterval",
+            format!(
+                "{}: use at least 1s (events within it are summed up in one mail)",
+                e.min_interval
+            ),
+        );
+    }
+    if is_zero(e.timeout) {
+        r.add("notify.email.timeout", "must be greater than 0");
+    }
+}
+
+/// True for an IP address or a DNS host name (labels of letters, digits, '-' and '_').
+fn is_host(s: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    };
+    s.parse::<IpAddr>().is_ok() || (s.len() <= 253 && s.trim_end_matches('.').split('.').all(label))
+}
+
+fn unbalanced(mailbox: &str) -> String {
+    format!("{mailbox:?}: unbalanced < > (use Name <user@example.com>)")
+}
+
+/// Checks one mailbox, `user@example.com` or `Name <user@example.com>`; returns the address.
+pub fn check_mailbox(mailbox: &str) -> Result<&str, String> {
+    let text = mailbox.trim();
+    let addr = match text.strip_suffix('>') {
+        Some(rest) => match rest.rsplit_once('<') {
+            Some((name, addr)) if !name.contains(['<', '>', '\r', '\n']) => addr.trim(),
+            _ => return Err(unbalanced(mailbox)),
+        },
+        None if text.contains(['<', '>']) => return Err(unbalanced(mailbox)),
+        None => text,
+    };
+    let opts = email_address::Options::default().without_display_text();
+    match email_address::EmailAddress::parse_with_options(addr, opts) {
+        Ok(_) if addr.contains('@') => Ok(addr),
+        Ok(_) => Err(format!(
+            "{mailbox:?} is not a mail address (user@example.com)"
+        )),
+        Err(e) => Err(format!(
+            "{mailbox:?} is not a mail address: {} (use user@example.com or Name \
+             <user@example.com>)",
+            e.to_string().trim_end_matches('.').to_lowercase()
+        )),
     }
 }
 
@@ -624,10 +745,12 @@ impl GroupConfig {
             return;
         };
         match notify.command.first() {
-            None => r.add(
+            None if notify.email.is_none() => r.add(
                 "notify.command",
-                "must name a program (leave notify out to run no command)",
+                "must name a program unless notify.email is given (leave notify out to notify \
+                 nothing)",
             ),
+            None => {}
             Some(p) if p.trim().is_empty() => {
                 r.add("notify.command[0]", "the program must not be empty")
             }
@@ -635,6 +758,9 @@ impl GroupConfig {
         }
         if is_zero(notify.timeout) {
             r.add("notify.timeout", "must be greater than 0");
+        }
+        if let Some(email) = &notify.email {
+            check_email(r, email);
         }
     }
 
@@ -1203,6 +1329,64 @@ vips: [{address: 10.0.0.100/24, network: primary}]
     }
 
     #[test]
+    fn notify_email() {
+        let mut cfg = group();
+        let email = |yaml: &str| {
+            let e: NotifyEmail = serde_yaml_ng::from_str(yaml).unwrap();
+            Some(crate::config::Notify {
+                command: vec![],
+                timeout: Dur::from_millis(10_000),
+                email: Some(e),
+            })
+        };
+        cfg.notify = email(
+            "{server: smtp.example.com, from: 'rdg <rdg@example.com>', to: [ops@example.com], \
+             credentialsFile: /etc/rdg/smtp}",
+        );
+        assert_eq!(cfg.validate(), Ok(()), "email without a command is enough");
+        cfg.notify = email(
+            "{server: 'smtp://x y', port: 0, security: none, credentialsFile: smtp, \
+             caFile: /etc/, from: 'rdg at example', to: [], subjectPrefix: \"a\\nb\", \
+             minInterval: 100ms, timeout: 0s}",
+        );
+        assert_eq!(
+            paths(&cfg),
+            [
+                "notify.email.server",
+                "notify.email.port",
+                "notify.email.credentialsFile",
+                "notify.email.caFile",
+                "notify.email.credentialsFile",
+                "notify.email.from",
+                "notify.email.to",
+                "notify.email.subjectPrefix",
+                "notify.email.minInterval",
+                "notify.email.timeout",
+            ]
+        );
+        cfg.notify = email(
+            "{server: 192.0.2.25, from: rdg@example.com, to: [ops@example.com, 'Ops \
+             <OPS@example.com>', 'x@', 'Bad <a@example.com']}",
+        );
+        assert!(problem_at(&cfg, "notify.email.to[1]").contains("listed twice"));
+        assert!(problem_at(&cfg, "notify.email.to[2]").contains("not a mail address"));
+        assert!(problem_at(&cfg, "notify.email.to[3]").contains("unbalanced"));
+        assert_eq!(
+            check_mailbox(" Ops Team <ops@example.com> "),
+            Ok("ops@example.com")
+        );
+        assert!(
+            check_mailbox("ops")
+                .unwrap_err()
+                .contains("not a mail address")
+        );
+        let mut n = cfg.notify.take().unwrap();
+        n.email = None;
+        cfg.notify = Some(n);
+        assert!(problem_at(&cfg, "notify.command").contains("unless notify.email"));
+    }
+
+    #[test]
     fn files_and_status() {
         let mut cfg = group();
         cfg.role_file = Some("run/x.role".into());
@@ -1212,6 +1396,7 @@ vips: [{address: 10.0.0.100/24, network: primary}]
         cfg.notify = Some(crate::config::Notify {
             command: vec![],
             timeout: Dur::from_millis(0),
+            email: None,
         });
         assert_eq!(
             paths(&cfg),
