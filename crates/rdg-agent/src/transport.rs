@@ -4,15 +4,31 @@
 //! member's address. Binding the receiver to the group address (and turning IP_MULTICAST_ALL
 //! off) keeps each network's heartbeats on its own socket, so the network a datagram arrived
 //! on is known without asking the kernel.
+//!
+//! Receiving costs one `recvmmsg` per wake-up: it reads every queued datagram (up to
+//! [`BATCH`]), and a short batch proves the socket drained, so the readiness is cleared without
+//! the extra read that would only answer "would block".
 
 use crate::metrics::{Metrics, net};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 use rdg_core::config::GroupConfig;
 use rdg_core::election::Destination;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::io::IoSliceMut;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use std::task::Poll;
+use tokio::io::unix::AsyncFd;
+
+/// A non-blocking UDP socket registered with the runtime.
+type UdpSocket = AsyncFd<std::net::UdpSocket>;
+
+/// Datagrams read by one `recvmmsg`; fewer means the socket is drained.
+const BATCH: usize = 8;
+/// `recvmmsg` calls per socket and wake-up, so a flood cannot hold the loop.
+const MAX_READS: usize = 4;
 
 /// Largest datagram read; anything longer is truncated by the kernel and then rejected by the
 /// codec as oversized or malformed.
@@ -163,7 +179,7 @@ impl Transport {
         };
         let mut ok = true;
         let mut one = |addr: SocketAddr| {
-            if let Err(e) = link.send.try_send_to(bytes, addr) {
+            if let Err(e) = link.send.get_ref().send_to(bytes, addr) {
                 ok = false;
                 metrics.send_errors.get_or_create(&net(&link.name)).inc();
                 tracing::debug!(network = %link.name, %addr, error = %e, "send failed");
@@ -186,7 +202,7 @@ impl Transport {
             for sock in std::iter::once(&link.send).chain(link.recv_multicast.as_ref()) {
                 // A real recv on the (non-blocking) socket: tokio's try_recv would answer
                 // "would block" from its cached readiness, which a frozen reactor never updated.
-                let raw = socket2::SockRef::from(sock.as_ref());
+                let raw = socket2::SockRef::from(sock.get_ref());
                 while raw.recv(&mut buf).is_ok() {
                     n += 1;
                 }
@@ -195,39 +211,53 @@ impl Transport {
         n
     }
 
-    /// Starts one receiving task per socket; every datagram goes to `tx`.
-    pub fn spawn_receivers(&self, tx: mpsc::Sender<Datagram>) {
-        for (i, link) in self.links.iter().enumerate() {
-            let sockets = std::iter::once(&link.send).chain(link.recv_multicast.as_ref());
-            for sock in sockets {
-                let sock = Arc::clone(sock);
-                let tx = tx.clone();
+    /// Waits until a socket has datagrams and returns every datagram queued on any socket.
+    /// Runs on the agent loop itself (no task, no channel between them): a heartbeat costs one
+    /// wake-up and one `recvmmsg` per socket it arrived on.
+    pub async fn receive(&self, batch: &mut Batch) -> Vec<Datagram> {
+        std::future::poll_fn(|cx| {
+            let mut out = Vec::new();
+            for (i, link) in self.links.iter().enumerate() {
                 let network = i as u8;
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; RECV_BUF];
-                    loop {
-                        match sock.recv_from(&mut buf).await {
-                            Ok((n, from)) => {
-                                let d = Datagram {
-                                    network,
-                                    from,
-                                    bytes: buf[..n].to_vec(),
-                                };
-                                // A full queue means the loop is behind; dropping is what a
-                                // full socket buffer would do anyway.
-                                if tx.try_send(d).is_err() && tx.is_closed() {
-                                    return;
+                for sock in std::iter::once(&link.send).chain(link.recv_multicast.as_ref()) {
+                    let mut reads = 0;
+                    while let Poll::Ready(ready) = sock.poll_read_ready(cx) {
+                        let mut guard = match ready {
+                            Ok(g) => g,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "cannot wait for datagrams");
+                                break;
+                            }
+                        };
+                        reads += 1;
+                        if reads > MAX_READS {
+                            // Still more: let the loop act on these first, then come back.
+                            cx.waker().wake_by_ref();
+                            break;
+                        }
+                        match batch.recv(guard.get_inner().as_raw_fd()) {
+                            Ok(n) => {
+                                out.extend(batch.datagrams(network));
+                                if n < BATCH {
+                                    // Drained: a datagram arriving from now on is a new edge.
+                                    guard.clear_ready();
                                 }
                             }
-                            Err(e) => {
-                                tracing::debug!(error = %e, "receive failed");
-                                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                            }
+                            Err(Errno::EAGAIN) => guard.clear_ready(),
+                            // A pending socket error (an ICMP answer to a unicast heartbeat)
+                            // is consumed by the call that reports it: read on.
+                            Err(e) => tracing::debug!(error = %e, "receive failed"),
                         }
                     }
-                });
+                }
             }
-        }
+            if out.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(out)
+            }
+        })
+        .await
     }
 }
 
@@ -288,8 +318,86 @@ fn multicast_receiver(
     Ok(s)
 }
 
+/// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams, reused across calls.
+pub struct Batch {
+    bufs: Vec<[u8; RECV_BUF]>,
+    got: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch::new()
+    }
+}
+
+impl Batch {
+    /// Empty buffers.
+    pub fn new() -> Batch {
+        Batch {
+            bufs: vec![[0u8; RECV_BUF]; BATCH],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Reads what is queued on `fd` without waiting; returns how many datagrams.
+    fn recv(&mut self, fd: std::os::fd::RawFd) -> nix::Result<usize> {
+        self.got.clear();
+        // Holds raw pointers (not Send), so it lives only for the call.
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+            .bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(&mut b[..])])
+            .collect();
+        let msgs = recvmmsg(
+            fd,
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        for m in msgs {
+            self.got.push((
+                m.bytes.min(RECV_BUF),
+                m.address.as_ref().and_then(socket_addr),
+            ));
+        }
+        Ok(self.got.len())
+    }
+
+    /// The datagrams of the last [`Batch::recv`] (those without a source address skipped).
+    fn datagrams(&self, network: u8) -> impl Iterator<Item = Datagram> + '_ {
+        self.got
+            .iter()
+            .zip(&self.bufs)
+            .filter_map(move |(&(n, from), buf)| {
+                Some(Datagram {
+                    network,
+                    from: from?,
+                    bytes: buf[..n].to_vec(),
+                })
+            })
+    }
+}
+
+/// The source address of a received datagram.
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// Registers `s` for readability only: sends never wait (see [`Transport::send`]), and a
+/// writable interest would wake the loop each time the send buffer drains.
 fn into_tokio(s: Socket) -> std::io::Result<Arc<UdpSocket>> {
-    UdpSocket::from_std(std::net::UdpSocket::from(s)).map(Arc::new)
+    let sock = std::net::UdpSocket::from(s);
+    // SAFETY: the AsyncFd owns the socket, so its descriptor stays open and refers to the same
+    // socket until the AsyncFd is dropped; nothing else closes it.
+    unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
+        .map(Arc::new)
+        .map_err(std::io::Error::from)
 }
 
 /// Index of the interface holding `addr`, if this host has it.

@@ -28,7 +28,7 @@ use crate::notify::{Notifier, NotifyEvent};
 use crate::role_file::{RoleFileError, RoleRecord};
 use crate::role_writer::RoleWriter;
 use crate::status::{HotHistory, Request};
-use crate::transport::{Datagram, Transport, TransportError};
+use crate::transport::{Batch, Datagram, Transport, TransportError};
 use crate::vip::{ProbeDone, VipError, VipManager};
 use rdg_core::State;
 use rdg_core::config::GroupConfig;
@@ -107,8 +107,6 @@ pub async fn run(opts: AgentOptions, stop: impl Future<Output = ()>) -> Result<(
 
 /// What the tasks around the loop feed it.
 struct Inputs {
-    /// Datagrams from the receivers, one task per socket.
-    dgrams: mpsc::Receiver<Datagram>,
     /// Net-check verdicts, one per round.
     net: mpsc::Receiver<bool>,
     /// Requests of the status endpoint.
@@ -122,7 +120,7 @@ struct Inputs {
 /// What woke the agent loop.
 enum Wake {
     Stop,
-    Datagram(Datagram),
+    Datagrams(Vec<Datagram>),
     NetCheck(bool),
     Request(Request),
     Content(rdg_core::content::Manifest),
@@ -169,7 +167,6 @@ impl Agent {
         stop: impl Future<Output = ()>,
     ) -> Result<(), AgentError> {
         let Inputs {
-            mut dgrams,
             mut net,
             mut requests,
             mut hangups,
@@ -179,6 +176,7 @@ impl Agent {
         let lease = self.node.params().lease();
         let mut last_wake = monotonic();
         let mut probes = self.vips.as_mut().and_then(VipManager::take_probe_results);
+        let mut batch = Batch::new();
         while !self.stopped {
             let wake = self
                 .node
@@ -192,7 +190,7 @@ impl Agent {
             };
             let wake = tokio::select! {
                 () = &mut stop => Wake::Stop,
-                Some(d) = dgrams.recv() => Wake::Datagram(d),
+                ds = receive(self.transport.as_ref(), &mut batch) => Wake::Datagrams(ds),
                 Some(ok) = net.recv() => Wake::NetCheck(ok),
                 Some(r) = requests.recv() => Wake::Request(r),
                 Some(p) = vips::recv_probe(&mut probes) => Wake::VipProbe(p),
@@ -207,11 +205,10 @@ impl Agent {
             // the gap and step down if its lease ran out.
             if now > last_wake + lease {
                 let mut dropped = self.transport.as_ref().map_or(0, Transport::discard_queued);
-                while dgrams.try_recv().is_ok() {
-                    dropped += 1;
+                let wake_was_datagram = matches!(wake, Wake::Datagrams(_));
+                if let Wake::Datagrams(ds) = &wake {
+                    dropped += ds.len();
                 }
-                let wake_was_datagram = matches!(wake, Wake::Datagram(_));
-                dropped += usize::from(wake_was_datagram);
                 tracing::warn!(
                     paused_ms = (now - last_wake).as_millis() as u64,
                     dropped,
@@ -238,7 +235,11 @@ impl Agent {
                         .send(NotifyEvent::Stopped, self.node.epoch(), "shutdown");
                     break;
                 }
-                Wake::Datagram(d) => self.on_datagram(d).await,
+                Wake::Datagrams(ds) => {
+                    for d in ds {
+                        self.on_datagram(d).await;
+                    }
+                }
                 Wake::NetCheck(ok) => self.step(now, Input::NetCheck { ok }).await,
                 Wake::Request(r) => self.on_request(r).await,
                 Wake::VipProbe(p) => self.on_vip_probe(p).await,
@@ -334,6 +335,14 @@ async fn next_content(
 ) -> Option<rdg_core::content::Manifest> {
     match rx {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next datagrams of `transport`, or never without one (standalone).
+async fn receive(transport: Option<&Transport>, batch: &mut Batch) -> Vec<Datagram> {
+    match transport {
+        Some(t) => t.receive(batch).await,
         None => std::future::pending().await,
     }
 }

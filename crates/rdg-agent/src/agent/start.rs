@@ -11,7 +11,7 @@ use crate::notify::Notifier;
 use crate::role_file::{RoleFileError, RoleRecord};
 use crate::role_writer::RoleWriter;
 use crate::status::{HotHistory, Request};
-use crate::transport::{Datagram, Transport};
+use crate::transport::Transport;
 use crate::vip::VipManager;
 use rdg_core::State;
 use rdg_core::election::{Input, Node, Params};
@@ -32,7 +32,6 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
     let standalone = cfg.is_standalone();
 
     // Start-up checks that can fail come first, before anything is announced.
-    let (dgram_tx, dgrams) = mpsc::channel::<Datagram>(1024);
     let transport = if standalone {
         tracing::warn!(
             member = %opts.member,
@@ -40,9 +39,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
         );
         None
     } else {
-        let t = Transport::open(cfg, &opts.member)?;
-        t.spawn_receivers(dgram_tx);
-        Some(t)
+        Some(Transport::open(cfg, &opts.member)?)
     };
     // The net check first: without CAP_NET_RAW its error is the one that says what the member
     // could not do (never take over safely), and names the capability.
@@ -129,7 +126,6 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
     });
     let inputs = Inputs {
         content,
-        dgrams,
         net,
         requests,
         hangups: opts
