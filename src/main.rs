@@ -64,6 +64,12 @@ fn command_line() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Under the names kubectl looks up, this binary is the kubectl plugin.
+    match cmd::plugin::invoked_as().as_deref() {
+        Some(cmd::plugin::PLUGIN_NAME) => return cmd::plugin::main(),
+        Some(cmd::plugin::COMPLETE_NAME) => return cmd::plugin::complete::main(),
+        _ => {}
+    }
     let matches = command_line().get_matches();
     if let Some((GENERATE_ASSETS, m)) = matches.subcommand() {
         let args = cmd::generate_assets::Args::from_arg_matches(m).unwrap_or_else(|e| e.exit());

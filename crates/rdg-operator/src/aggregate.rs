@@ -137,7 +137,10 @@ pub fn aggregate(
         .iter()
         .filter(|e| e.state == Some(State::SBS))
         .filter(|e| e.net_check_ok != Some(false))
-        .filter(|e| spec.member(&e.name).is_some_and(|m| m.effective_priority() > 0))
+        .filter(|e| {
+            spec.member(&e.name)
+                .is_some_and(|m| m.effective_priority() > 0)
+        })
         .count();
     let ready = live
         .iter()

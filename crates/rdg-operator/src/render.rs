@@ -346,7 +346,8 @@ mod tests {
         s.members[1].fenced = true;
         let p = render("g", &s).expect_err("all fenced");
         assert!(
-            p.iter().any(|p| p.path == "members" && p.message.contains("fenced")),
+            p.iter()
+                .any(|p| p.path == "members" && p.message.contains("fenced")),
             "{p:?}"
         );
     }

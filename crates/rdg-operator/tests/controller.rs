@@ -882,7 +882,10 @@ async fn fenced_members_run_with_priority_0_and_are_never_handed_the_hot_role() 
     assert_eq!(st["fenced"], json!(["a", "c"]));
     assert_eq!(st["switchover"]["to"], "b", "never the fenced c");
     assert_eq!(st["switchover"]["reason"], "rollout");
-    assert!(calls.iter().all(|c| c.method != "DELETE"), "a hands over first");
+    assert!(
+        calls.iter().all(|c| c.method != "DELETE"),
+        "a hands over first"
+    );
 
     // A request to hand over to the fenced c is rejected and its annotation removed.
     let mut g = group(fenced, Some(status(entries())));
@@ -894,7 +897,10 @@ async fn fenced_members_run_with_priority_0_and_are_never_handed_the_hot_role() 
         .collect::<Vec<_>>();
     let calls = reconcile_once(g, pods).await;
     assert!(event_reasons(&calls).contains(&"SwitchoverRejected".to_string()));
-    assert!(calls.iter().any(|c| c.is("PATCH", GROUP)), "annotation removed");
+    assert!(
+        calls.iter().any(|c| c.is("PATCH", GROUP)),
+        "annotation removed"
+    );
     let st = status_body(&calls);
     assert!(st["switchover"].is_null(), "no hand-over to c: {st}");
 }
