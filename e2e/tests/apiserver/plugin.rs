@@ -72,8 +72,10 @@ async fn fixture(test: &str) -> Option<Fixture> {
     aggregate(&groups, &["ics-a", "ics-b", "ics-c"]).await;
     let plugins = api.dir().join("plugins");
     std::fs::create_dir_all(&plugins).expect("create the plugin directory");
-    std::os::unix::fs::symlink(rdg_binary(), plugins.join("kubectl-rdg"))
-        .expect("link kubectl-rdg to rdg");
+    for name in ["kubectl-rdg", "kubectl_complete-rdg"] {
+        std::os::unix::fs::symlink(rdg_binary(), plugins.join(name))
+            .unwrap_or_else(|e| panic!("link {name} to rdg: {e}"));
+    }
     Some(Fixture {
         api,
         groups,
@@ -162,13 +164,18 @@ async fn aggregate(groups: &Api<RedundantGroup>, members: &[&str]) {
 impl Fixture {
     /// `kubectl rdg ARGS` with `KUBECONFIG` set, run in `cwd`.
     fn command(&self, args: &[&str], cwd: &Path) -> Command {
+        let mut cmd = self.kubectl(cwd);
+        cmd.arg("rdg").args(args);
+        cmd
+    }
+
+    /// kubectl with the plugin directory first on its PATH and `KUBECONFIG` set.
+    fn kubectl(&self, cwd: &Path) -> Command {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![self.plugins.clone()];
         dirs.extend(std::env::split_paths(&path));
         let mut cmd = Command::new(self.api.kubectl_binary());
-        cmd.arg("rdg")
-            .args(args)
-            .env("PATH", std::env::join_paths(dirs).expect("a PATH"))
+        cmd.env("PATH", std::env::join_paths(dirs).expect("a PATH"))
             .env("KUBECONFIG", self.api.kubeconfig())
             .env_remove("NO_COLOR")
             .current_dir(cwd)
@@ -252,6 +259,27 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     let out = f.rdg(&["status", GROUP, "-n", NAMESPACE, "-o", "yaml"]);
     let status: Value = serde_yaml_ng::from_slice(&out.stdout).expect("YAML");
     assert_eq!(status["phase"], "Healthy");
+
+    // kubectl's shell completion asks kubectl_complete-rdg: subcommands, then group names and
+    // members from the server.
+    for (words, want) in [
+        (&["rdg", "sw"][..], "switchover"),
+        (&["rdg", "status", "-n", NAMESPACE, ""][..], GROUP),
+        (
+            &["rdg", "fence", "-n", NAMESPACE, GROUP, "ics-"][..],
+            "ics-c",
+        ),
+    ] {
+        let out = f
+            .kubectl(f.api.dir())
+            .arg("__complete")
+            .args(words)
+            .output()
+            .expect("run kubectl __complete");
+        show(&format!("kubectl __complete {}", words.join(" ")), &out);
+        let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        assert!(lines.contains(&want.to_string()), "{want} in {lines:?}");
+    }
 
     // Failures and usage.
     let out = f.rdg(&["status", "nosuch", "-n", NAMESPACE]);

@@ -203,8 +203,8 @@ pub fn render(
     let _ = writeln!(o, "{}", paint(BOLD, "Members"));
     let _ = writeln!(
         o,
-        "  {:<14} {:<12} {:>6}  {:<16} {:<22} {:<26} {:<8} {:<9} {}",
-        "NAME", "ROLE", "PRIO", "NODE", "POD", "HEARTBEAT", "NETCHECK", "REPORTED", "FENCED"
+        "  {:<14} {:<12} {:>6}  {:<16} {:<22} {:<26} {:<8} {:<9} FENCED",
+        "NAME", "ROLE", "PRIO", "NODE", "POD", "HEARTBEAT", "NETCHECK", "REPORTED"
     );
     for m in &spec.members {
         let entry = st.member(&m.name);
