@@ -234,6 +234,10 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         assert!(screen.contains(want), "{want:?} missing from:\n{screen}");
     }
     assert!(!screen.contains('\x1b'), "no colour when piped:\n{screen}");
+    // As on a terminal (CLICOLOR_FORCE stands in for one): coloured.
+    let mut cmd = f.command(&["status", GROUP, "-n", NAMESPACE], f.api.dir());
+    let out = cmd.env("CLICOLOR_FORCE", "1").output().expect("run");
+    assert!(text(&out.stdout).contains("\x1b["), "colour when forced");
 
     // With --kubeconfig instead of KUBECONFIG, and as data.
     let kc = f.api.kubeconfig().to_str().expect("UTF-8").to_string();

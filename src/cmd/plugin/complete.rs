@@ -34,7 +34,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Subcommand names, or the flags of the chosen subcommand, or `-o`'s values.
-fn candidates(words: &[String]) -> Vec<String> {
+pub(super) fn candidates(words: &[String]) -> Vec<String> {
     let cli = PluginCli::command();
     let done = &words[..words.len().saturating_sub(1)];
     if matches!(done.last().map(String::as_str), Some("-o" | "--output")) {

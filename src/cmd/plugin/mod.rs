@@ -252,3 +252,6 @@ pub fn invoked_as() -> Option<String> {
     let name = std::path::Path::new(&arg0).file_name()?;
     Some(name.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+mod tests;
