@@ -138,9 +138,13 @@ mod tests {
                 assert!(text.contains(name), "{file} completes {name}");
             }
         }
+        let plugin = read("man/kubectl-rdg.1");
+        for sub in ["status", "switchover", "fence", "unfence", "report"] {
+            assert!(plugin.contains(sub), "kubectl-rdg.1 lists {sub}");
+        }
         assert_eq!(
             files.len(),
-            names.len() + 1 + completions.len(),
+            names.len() + 2 + completions.len(),
             "{files:?}"
         );
         for f in &files {
