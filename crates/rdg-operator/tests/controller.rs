@@ -880,6 +880,7 @@ async fn fenced_members_run_with_priority_0_and_are_never_handed_the_hot_role() 
     );
     let st = status_body(&calls);
     assert_eq!(st["fenced"], json!(["a", "c"]));
+    assert!(event_reasons(&calls).contains(&"Fenced".to_string()));
     assert_eq!(st["switchover"]["to"], "b", "never the fenced c");
     assert_eq!(st["switchover"]["reason"], "rollout");
     assert!(
