@@ -64,6 +64,12 @@ fn command_line() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Under the names kubectl looks up, this binary is the kubectl plugin.
+    match cmd::plugin::invoked_as().as_deref() {
+        Some(cmd::plugin::PLUGIN_NAME) => return cmd::plugin::main(),
+        Some(cmd::plugin::COMPLETE_NAME) => return cmd::plugin::complete::main(),
+        _ => {}
+    }
     let matches = command_line().get_matches();
     if let Some((GENERATE_ASSETS, m)) = matches.subcommand() {
         let args = cmd::generate_assets::Args::from_arg_matches(m).unwrap_or_else(|e| e.exit());
@@ -132,9 +138,13 @@ mod tests {
                 assert!(text.contains(name), "{file} completes {name}");
             }
         }
+        let plugin = read("man/kubectl-rdg.1");
+        for sub in ["status", "switchover", "fence", "unfence", "report"] {
+            assert!(plugin.contains(sub), "kubectl-rdg.1 lists {sub}");
+        }
         assert_eq!(
             files.len(),
-            names.len() + 1 + completions.len(),
+            names.len() + 2 + completions.len(),
             "{files:?}"
         );
         for f in &files {

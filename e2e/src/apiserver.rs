@@ -267,6 +267,12 @@ impl ApiServer {
         child.wait_with_output().expect("wait for kubectl")
     }
 
+    /// The built `kubectl` binary, for runs that cannot take [`ApiServer::kubectl`]'s flags
+    /// (kubectl refuses flags before a plugin's name).
+    pub fn kubectl_binary(&self) -> &Path {
+        &self.bins.kubectl
+    }
+
     /// The `https://127.0.0.1:<port>` URL of the server.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.ports.secure)

@@ -73,6 +73,15 @@ got=$(/usr/bin/rdg --version)
 [ "$got" = "rdg ${version%-*}" ] || fail "/usr/bin/rdg --version says '$got', package version $version"
 ok "/usr/bin/rdg --version: $got"
 
+echo "== the kubectl plugin"
+for link in kubectl-rdg kubectl_complete-rdg; do
+  [ "$(readlink "/usr/bin/$link")" = rdg ] || fail "/usr/bin/$link is not a symlink to rdg"
+done
+/usr/bin/kubectl-rdg --help | grep -q '^Usage: kubectl rdg' || fail "kubectl-rdg --help is not the plugin's"
+[ "$(/usr/bin/kubectl_complete-rdg fe)" = "$(printf 'fence\n:4')" ] || fail "kubectl_complete-rdg fe: $(/usr/bin/kubectl_complete-rdg fe)"
+zcat /usr/share/man/man1/kubectl-rdg.1.gz | grep -q '^\.TH kubectl-rdg 1' || fail "no manual page kubectl-rdg(1)"
+ok "/usr/bin/kubectl-rdg and /usr/bin/kubectl_complete-rdg -> rdg, kubectl-rdg(1)"
+
 echo "== manual pages"
 subcommands=(agent check-config controller crd demo gate install receive simulate status transmit)
 for page in rdg "${subcommands[@]/#/rdg-}"; do

@@ -2,8 +2,8 @@
 //! completions of this very binary's command line, so a package always documents the binary
 //! it ships. `packaging/deb/build.sh` runs it on the binary it packages.
 //!
-//! Layout under DIR: `man/rdg.1` and `man/rdg-SUBCOMMAND.1` (uncompressed roff; the packager
-//! compresses them), `completions/rdg` (bash), `completions/_rdg` (zsh),
+//! Layout under DIR: `man/rdg.1`, `man/rdg-SUBCOMMAND.1` and `man/kubectl-rdg.1` (uncompressed
+//! roff; the packager compresses them), `completions/rdg` (bash), `completions/_rdg` (zsh),
 //! `completions/rdg.fish` (fish).
 
 use clap::Command;
@@ -55,6 +55,10 @@ pub fn write_assets(cli: Command, out: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
     }
     clap_mangen::generate_to(cli.clone(), &man)?;
+    // The kubectl plugin (rdg linked as kubectl-rdg): one page for all its subcommands.
+    let mut page = Vec::new();
+    clap_mangen::Man::new(super::plugin::command()).render(&mut page)?;
+    std::fs::write(man.join(format!("{}.1", super::plugin::PLUGIN_NAME)), page)?;
     for (shell, name) in COMPLETIONS {
         let mut text = Vec::new();
         clap_complete::generate(shell, &mut cli.clone(), "rdg", &mut text);

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod generate_assets;
 pub mod install;
 pub mod model_check;
+pub mod plugin;
 pub mod receive;
 pub mod simulate;
 pub mod status;

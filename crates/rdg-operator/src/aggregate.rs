@@ -137,7 +137,10 @@ pub fn aggregate(
         .iter()
         .filter(|e| e.state == Some(State::SBS))
         .filter(|e| e.net_check_ok != Some(false))
-        .filter(|e| spec.member(&e.name).is_some_and(|m| m.priority > 0))
+        .filter(|e| {
+            spec.member(&e.name)
+                .is_some_and(|m| m.effective_priority() > 0)
+        })
         .count();
     let ready = live
         .iter()
@@ -365,6 +368,7 @@ mod tests {
                 addresses: BTreeMap::new(),
                 node_name: None,
                 node_selector: BTreeMap::new(),
+                fenced: false,
             })
             .collect();
         serde_json::from_value(serde_json::json!({

@@ -53,7 +53,7 @@ pub fn render(resource_name: &str, spec: &RedundantGroupSpec) -> Result<Rendered
             .iter()
             .map(|m| Member {
                 name: m.name.clone(),
-                priority: m.priority,
+                priority: m.effective_priority(),
                 addresses: m.addresses.clone(),
             })
             .collect(),
@@ -162,6 +162,12 @@ fn kubernetes_problems(spec: &RedundantGroupSpec) -> Vec<Problem> {
                 ),
             );
         }
+    }
+    if !spec.members.is_empty() && spec.members.iter().all(|m| m.fenced) {
+        add(
+            "members".to_string(),
+            "every member is fenced, so none could become hot; unfence one".to_string(),
+        );
     }
     if let Some(a) = &spec.auth {
         let r = &a.secret_ref;
@@ -327,6 +333,23 @@ mod tests {
         let mut s = spec(json!({}));
         s.members[0].node_name = None;
         assert_eq!(paths(render("g", &s)), ["members[0].nodeName"]);
+    }
+
+    #[test]
+    fn a_fenced_member_runs_with_priority_0_and_not_every_member_may_be() {
+        let mut s = spec(json!({}));
+        s.members[0].fenced = true;
+        let r = render("g", &s).unwrap();
+        let prio: Vec<u16> = r.config.members.iter().map(|m| m.priority).collect();
+        assert_eq!(prio, [0, 50]);
+        assert_eq!(s.members[0].priority, 100, "the spec keeps its priority");
+        s.members[1].fenced = true;
+        let p = render("g", &s).expect_err("all fenced");
+        assert!(
+            p.iter()
+                .any(|p| p.path == "members" && p.message.contains("fenced")),
+            "{p:?}"
+        );
     }
 
     #[test]

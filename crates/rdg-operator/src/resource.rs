@@ -185,6 +185,17 @@ pub struct MemberSpec {
     /// `addresses` are that node's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Maintenance: the member's agent runs with priority 0, so it never becomes hot by
+    /// election (a hot member hands over first, as for any change). `kubectl rdg fence`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fenced: bool,
+}
+
+impl MemberSpec {
+    /// The priority its agent runs with: 0 while fenced, otherwise `priority`.
+    pub fn effective_priority(&self) -> u16 {
+        if self.fenced { 0 } else { self.priority }
+    }
 }
 
 /// Where the HMAC key comes from.

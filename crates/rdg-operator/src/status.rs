@@ -38,6 +38,10 @@ pub struct RedundantGroupStatus {
     /// The last unplanned change of hot member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<Failover>,
+    /// Members fenced for maintenance (`spec.members[].fenced`): their agents run with
+    /// priority 0 and are never elected hot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fenced: Vec<String>,
     /// The current or last planned hand-over (operator's request or a rollout's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover: Option<SwitchoverStatus>,

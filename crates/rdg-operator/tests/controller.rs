@@ -836,6 +836,76 @@ async fn the_switchover_annotation_is_taken_up_and_removed() {
     );
 }
 
+/// Fencing the hot member `a` and the best standby `c`: both run with priority 0 (the
+/// ConfigMap says so), the status lists them, the rollout hands the hot role to `b` (not to
+/// the fenced `c`, despite its priority) before replacing `a`, and a switchover request to a
+/// fenced member is rejected.
+#[tokio::test]
+async fn fenced_members_run_with_priority_0_and_are_never_handed_the_hot_role() {
+    let old = spec(&[("a", 100), ("b", 50), ("c", 80)]);
+    let old_hash = desired_hash(&group(old.clone(), None));
+    let mut fenced = old.clone();
+    fenced.members[0].fenced = true;
+    fenced.members[2].fenced = true;
+    let g = group(fenced.clone(), None);
+    let new_hash = desired_hash(&g);
+    assert_ne!(old_hash, new_hash, "fencing changes what the pods run");
+    let entries = || {
+        vec![
+            entry("a", State::HS, 7),
+            entry("b", State::SBS, 7),
+            entry("c", State::SBS, 7),
+        ]
+    };
+    let pods = ["a", "b", "c"]
+        .iter()
+        .zip([&old_hash, &new_hash, &new_hash])
+        .map(|(m, h)| running_pod(&g, m, h))
+        .collect::<Vec<_>>();
+    let calls = reconcile_once(group(fenced.clone(), Some(status(entries()))), pods.clone()).await;
+    let cm = calls
+        .iter()
+        .find(|c| c.body["kind"] == "ConfigMap")
+        .expect("the ConfigMap is applied");
+    let config: rdg_core::config::GroupConfig =
+        serde_yaml_ng::from_str(cm.body["data"]["group.yaml"].as_str().unwrap()).unwrap();
+    let priorities: Vec<(String, u16)> = config
+        .members
+        .iter()
+        .map(|m| (m.name.clone(), m.priority))
+        .collect();
+    assert_eq!(
+        priorities,
+        [("a".into(), 0), ("b".into(), 50), ("c".into(), 0)]
+    );
+    let st = status_body(&calls);
+    assert_eq!(st["fenced"], json!(["a", "c"]));
+    assert!(event_reasons(&calls).contains(&"Fenced".to_string()));
+    assert_eq!(st["switchover"]["to"], "b", "never the fenced c");
+    assert_eq!(st["switchover"]["reason"], "rollout");
+    assert!(
+        calls.iter().all(|c| c.method != "DELETE"),
+        "a hands over first"
+    );
+
+    // A request to hand over to the fenced c is rejected and its annotation removed.
+    let mut g = group(fenced, Some(status(entries())));
+    g.metadata.annotations =
+        Some([("rdg.infocast.io/switchover-to".to_string(), "c".to_string())].into());
+    let pods = ["a", "b", "c"]
+        .iter()
+        .map(|m| running_pod(&g, m, &new_hash))
+        .collect::<Vec<_>>();
+    let calls = reconcile_once(g, pods).await;
+    assert!(event_reasons(&calls).contains(&"SwitchoverRejected".to_string()));
+    assert!(
+        calls.iter().any(|c| c.is("PATCH", GROUP)),
+        "annotation removed"
+    );
+    let st = status_body(&calls);
+    assert!(st["switchover"].is_null(), "no hand-over to c: {st}");
+}
+
 /// A spec asking for a Service on port 8080.
 fn with_service(mut s: RedundantGroupSpec) -> RedundantGroupSpec {
     s.service =

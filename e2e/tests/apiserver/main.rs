@@ -4,12 +4,14 @@
 //! entries and the controller's fields coexist as `kubectl get rdg` shows them. One more test
 //! checks the harness itself: a restart on the same data, and a second address. [`lab`] runs
 //! real agents in network namespaces against it: the status after a host's death, a real
-//! split brain, and the API server down during a failover.
+//! split brain, and the API server down during a failover. [`plugin`] runs `kubectl rdg`
+//! through kubectl against it.
 //!
 //! Each test starts its own server (a second or two) and is skipped loudly when the server's
 //! binaries are not built and cannot be built here.
 
 mod lab;
+mod plugin;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};

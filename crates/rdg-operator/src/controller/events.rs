@@ -1,6 +1,6 @@
 //! The Events the controller publishes about a group: what changed in its aggregate (a
-//! failover, split brain, a hand-over's progress), and the steps' own (pods created or
-//! replaced, a Service deleted, an invalid spec, a rejected request).
+//! failover, split brain, a hand-over's progress, members fenced or unfenced), and the steps'
+//! own (pods created or replaced, a Service deleted, an invalid spec, a rejected request).
 
 use super::Context;
 use crate::aggregate::Aggregate;
@@ -33,6 +33,38 @@ impl RedundantGroup {
             );
             self.publish(ctx, EventType::Warning, "Failover", note)
                 .await;
+        }
+        let fenced: Vec<&str> = self
+            .spec
+            .members
+            .iter()
+            .filter(|m| m.fenced)
+            .map(|m| m.name.as_str())
+            .collect();
+        let newly: Vec<&str> = fenced
+            .iter()
+            .filter(|m| !previous.fenced.iter().any(|p| p == *m))
+            .copied()
+            .collect();
+        if !newly.is_empty() {
+            let note = format!(
+                "fenced {}: runs with priority 0, never elected hot",
+                newly.join(", ")
+            );
+            self.publish(ctx, EventType::Normal, "Fenced", note).await;
+        }
+        let unfenced: Vec<&str> = previous
+            .fenced
+            .iter()
+            .filter(|p| !fenced.contains(&p.as_str()) && self.spec.member(p).is_some())
+            .map(String::as_str)
+            .collect();
+        if !unfenced.is_empty() {
+            let note = format!(
+                "unfenced {}: runs with its priority again",
+                unfenced.join(", ")
+            );
+            self.publish(ctx, EventType::Normal, "Unfenced", note).await;
         }
         if agg.phase == Phase::SplitBrain && previous.phase != Some(Phase::SplitBrain) {
             let note = format!("members claiming hot: {}", agg.claims.join(", "));

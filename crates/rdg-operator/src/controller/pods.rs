@@ -82,7 +82,7 @@ impl RedundantGroup {
                 let counts = pod.is_some_and(pod_running);
                 MemberView {
                     name: m.name.clone(),
-                    priority: m.priority,
+                    priority: m.effective_priority(),
                     pod: pod.map(|p| PodView {
                         name: p.name_any(),
                         up_to_date: hash_of(p) == Some(hash),

@@ -50,6 +50,13 @@ impl RedundantGroup {
             members: Vec::new(),
             conditions: agg.conditions.clone(),
             last_failover: agg.last_failover.clone(),
+            fenced: self
+                .spec
+                .members
+                .iter()
+                .filter(|m| m.fenced)
+                .map(|m| m.name.clone())
+                .collect(),
             switchover,
             config_hash: hash.or_else(|| previous.config_hash.clone()),
             observed_generation: self.meta().generation,

@@ -1,6 +1,6 @@
 //! Planned hand-overs: the one under way advances (done when its target is hot, failed after
 //! a timeout), and an operator's new request — the [`SWITCHOVER_ANNOTATION`] or
-//! `spec.switchover` — is taken up once none is under way.
+//! `spec.switchover` — is taken up once none is under way, unless its target is fenced.
 
 use super::{Context, Error};
 use crate::aggregate::Aggregate;
@@ -36,10 +36,13 @@ impl RedundantGroup {
         let switchover = advance(previous.switchover.as_ref(), agg.hot.as_deref(), now);
         let under_way = is_pending(switchover.as_ref());
         let generation = self.meta().generation;
+        let fenced = |to: &str| self.spec.member(to).is_some_and(|m| m.fenced);
         let Some(to) = self.annotations().get(SWITCHOVER_ANNOTATION) else {
             return Ok(match &self.spec.switchover {
                 Some(req)
-                    if !under_way && operator_request_is_new(&req.to, switchover.as_ref()) =>
+                    if !under_way
+                        && !fenced(&req.to)
+                        && operator_request_is_new(&req.to, switchover.as_ref()) =>
                 {
                     Some(request(&req.to, "operator", generation, now))
                 }
@@ -47,6 +50,13 @@ impl RedundantGroup {
             });
         };
         let next = match (self.spec.member(to), under_way) {
+            // A fenced member must not become hot, not even by command.
+            (Some(m), _) if m.fenced => {
+                let note = format!("{SWITCHOVER_ANNOTATION}: {to:?} is fenced; unfence it first");
+                self.publish(ctx, EventType::Warning, "SwitchoverRejected", note)
+                    .await;
+                switchover
+            }
             // Kept until the hand-over under way has ended.
             (Some(_), true) => return Ok(switchover),
             (Some(_), false) => Some(request(to, "operator", generation, now)),
