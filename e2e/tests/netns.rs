@@ -335,6 +335,16 @@ fn s03_frozen_hot_member_is_fenced_by_its_lease() {
             "the gated command ran until {last_tick}, more than 50 ms past the lease ({lease})"
         ));
     }
+    // Counted for the lease alert (RdgHotLeaseLapsed).
+    let text = lab
+        .metrics("ics-a")
+        .unwrap_or_else(|e| lab.fail(&format!("/metrics of ics-a: {e}")));
+    let lapsed = metrics::sum(
+        &text,
+        "rdg_hot_releases_total",
+        &[("reason", "lease-expired")],
+    );
+    assert_eq!(lapsed, 1.0, "ics-a's lapsed leases in /metrics");
     watch.stop().assert_never_two_hot();
 }
 

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub switchover_unauthorized: Counter,
     /// HMAC keys heartbeats are accepted with (0: no authentication).
     pub auth_keys: Gauge,
+    /// Times this member stopped being hot, by reason (`lease-expired`: its lease lapsed).
+    pub releases: Family<ReasonLabels, Counter>,
     /// 1 while this member's carousel differs from the hot member's.
     pub content_differs: Gauge,
     /// Times this member found its carousel different from the hot member's.
@@ -137,6 +139,7 @@ impl Metrics {
             notify_email_failures: Counter::default(),
             switchover_unauthorized: Counter::default(),
             auth_keys: Gauge::default(),
+            releases: Family::default(),
             content_differs: Gauge::default(),
             content_mismatches: Counter::default(),
             reloads: Family::default(),
@@ -215,6 +218,11 @@ impl Metrics {
             "switchover_unauthorized",
             "Switchover requests refused for a missing or wrong credential",
             m.switchover_unauthorized.clone(),
+        );
+        registry.register(
+            "hot_releases",
+            "Times this member stopped being hot, by reason (lease-expired, net-check-failed, conflict, handover, shutdown)",
+            m.releases.clone(),
         );
         registry.register(
             "content_differs",

@@ -85,6 +85,11 @@ fn all_exported() -> BTreeSet<String> {
         })
         .inc();
     m.detection.observe(0.2);
+    m.releases
+        .get_or_create(&ReasonLabels {
+            reason: "lease-expired".into(),
+        })
+        .inc();
     m.anomalies.get_or_create(&net()).inc();
     m.reloads
         .get_or_create(&ResultLabels {

@@ -117,6 +117,8 @@ fn entry(name: &str, state: State, epoch: u64, net_check_ok: bool) -> MemberEntr
             detection_ms: Some(412),
             epoch: Some(1),
         }),
+        content_digest: Some("35011279434b508d".to_string()),
+        content_differs: Vec::new(),
     }
 }
 

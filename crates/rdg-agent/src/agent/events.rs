@@ -70,6 +70,12 @@ impl Agent {
             }
             Event::Released { reason } => {
                 tracing::warn!(reason = reason.as_str(), "released the hot role");
+                self.metrics
+                    .releases
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.as_str().to_string(),
+                    })
+                    .inc();
                 let why = match reason {
                     ReleaseReason::Handover { target } => format!("handover to {target}"),
                     ReleaseReason::Conflict { winner } => {
