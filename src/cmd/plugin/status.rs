@@ -164,17 +164,27 @@ pub fn render(
     );
     if !st.conditions.is_empty() {
         let _ = writeln!(o, "{}", paint(BOLD, "Conditions"));
+        let width = st
+            .conditions
+            .iter()
+            .map(|c| c.type_.len())
+            .max()
+            .unwrap_or(0);
         for c in &st.conditions {
-            // Degraded and SplitBrain are bad when True; the others when False.
+            // Degraded and SplitBrain are bad when True; the others when False; Unknown is
+            // neither (e.g. ContentConsistent without a carousel).
             let good =
                 (c.status == "True") != matches!(c.type_.as_str(), "Degraded" | "SplitBrain");
+            let status = format!("{:<7}", c.status);
+            let status = if c.status == "Unknown" {
+                status
+            } else {
+                paint(if good { GOOD } else { BAD }, status)
+            };
             let _ = writeln!(
                 o,
-                "  {:<12} {} {:<14} {}",
-                c.type_,
-                paint(if good { GOOD } else { BAD }, format!("{:<6}", c.status)),
-                c.reason,
-                c.message
+                "  {:<width$} {status} {:<14} {}",
+                c.type_, c.reason, c.message
             );
         }
     }
