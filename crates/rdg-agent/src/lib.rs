@@ -14,6 +14,7 @@ pub mod local_group;
 pub mod metrics;
 pub mod net_check;
 pub mod notify;
+pub mod private_file;
 pub mod query;
 pub mod role_file;
 pub mod role_writer;

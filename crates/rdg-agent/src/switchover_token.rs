@@ -3,9 +3,10 @@
 //! Kubernetes reporter send it as `Authorization: Bearer TOKEN`; `/status`, `/healthz` and
 //! `/metrics` stay open and read-only.
 
+use crate::private_file::{PrivateReadError, read_owner_only};
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
 
@@ -116,19 +117,16 @@ pub fn path_for(config_token_file: Option<&str>, role_file: &Path) -> PathBuf {
 
 /// Reads the token from `path`, which must be readable by its owner only.
 pub fn read(path: &Path) -> Result<Token, TokenError> {
-    let io = |source| TokenError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TokenError::Permissions {
+    let text = read_owner_only(path).map_err(|e| match e {
+        PrivateReadError::Io(source) => TokenError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        PrivateReadError::Exposed(mode) => TokenError::Permissions {
             path: path.to_path_buf(),
             mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+        },
+    })?;
     Token::parse(&text).map_err(|why| TokenError::Malformed {
         path: path.to_path_buf(),
         why,
@@ -174,6 +172,7 @@ pub fn load_or_create(path: &Path) -> Result<Token, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// An empty directory of its own under the system's temporary directory.
     fn scratch_dir(name: &str) -> PathBuf {

@@ -12,6 +12,7 @@
 
 use super::{Job, NotifyEvent};
 use crate::metrics::Metrics;
+use crate::private_file::{PrivateReadError, read_owner_only};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
 use lettre::transport::smtp::authentication::Credentials;
@@ -19,7 +20,6 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rdg_core::config::{NotifyEmail, SmtpSecurity};
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -134,20 +134,17 @@ impl Login {
 
     /// Reads the login from `path`, which must be readable by its owner only.
     pub fn read(path: &Path) -> Result<Login, EmailError> {
-        let io = |source| EmailError::Io {
-            key: "notify.email.credentialsFile",
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(EmailError::Permissions {
+        let text = read_owner_only(path).map_err(|e| match e {
+            PrivateReadError::Io(source) => EmailError::Io {
+                key: "notify.email.credentialsFile",
+                path: path.to_path_buf(),
+                source,
+            },
+            PrivateReadError::Exposed(mode) => EmailError::Permissions {
                 path: path.to_path_buf(),
                 mode,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+            },
+        })?;
         Login::parse(&text).map_err(|why| EmailError::Credentials {
             path: path.to_path_buf(),
             why,
@@ -529,6 +526,7 @@ async fn sleep_until(due: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::notify::Details;
+    use std::os::unix::fs::PermissionsExt;
 
     fn job(event: NotifyEvent, reason: &str, details: Details) -> Job {
         Job {
