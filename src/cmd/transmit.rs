@@ -13,7 +13,7 @@
 //!   agent needs only the two names it already has.
 //!
 //! SIGTERM/SIGINT stop it (exit 0); configuration problems exit 2, each with its field path;
-//! a socket that cannot be opened exits 1.
+//! a socket or the metrics address that cannot be opened exits 1.
 
 use rdg_infocast::{CarouselMetrics, GateMode, TransmitError, TransmitOptions, Transmitter};
 use std::net::{IpAddr, SocketAddr};
