@@ -14,7 +14,7 @@ use rdg_agent::agent::{AgentError, AgentOptions, run as run_agent};
 use rdg_agent::content::ContentWatch;
 use rdg_agent::switchover_token;
 use rdg_infocast::manifest::CarouselManifest;
-use rdg_infocast::{GateMode, TransmitOptions, TransmitterThread};
+use rdg_infocast::{CarouselMetrics, GateMode, TransmitOptions, TransmitterThread};
 use rdg_operator::reporter::{K8sEnv, ReporterConfig, ReporterThread};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +78,9 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The carousel's counters, shared by its thread and the agent's /metrics.
+    let runs_carousel = cfg.transmitter.is_some() && !args.no_transmit;
+    let carousel_metrics = runs_carousel.then(CarouselMetrics::default);
     let opts = AgentOptions {
         role_file,
         status_listen: args.status_listen.unwrap_or(cfg.status.listen),
@@ -89,6 +92,7 @@ pub fn run(args: &Args) -> ExitCode {
             .transmitter
             .as_ref()
             .map(|tx| ContentWatch::new(CarouselManifest::new(tx))),
+        carousel_metrics: carousel_metrics.clone(),
         config: cfg,
     };
     // Kubernetes mode: the reporter reads this agent's /status over loopback, on its own
@@ -132,6 +136,7 @@ pub fn run(args: &Args) -> ExitCode {
                     member: Some(opts.member.clone()),
                 },
                 interface: args.transmit_interface,
+                metrics: carousel_metrics,
             };
             match TransmitterThread::spawn(tx.clone(), tx_opts) {
                 Ok(t) => Some(t),

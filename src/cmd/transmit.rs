@@ -1,5 +1,7 @@
-//! `rdg transmit --config FILE [--role-file FILE] [--member NAME] [--interface ADDR]`: send the
-//! configuration's `transmitter` channels (see `rdg_infocast::transmitter`).
+//! `rdg transmit --config FILE [--role-file FILE] [--member NAME] [--interface ADDR]
+//! [--metrics-listen ADDR]`: send the configuration's `transmitter` channels (see
+//! `rdg_infocast::transmitter`), and with `--metrics-listen` serve their counters at
+//! `GET /metrics` (`rdg_carousel_*`, the same series an agent running the carousel exports).
 //!
 //! Which role file gates it:
 //!
@@ -11,12 +13,13 @@
 //!   agent needs only the two names it already has.
 //!
 //! SIGTERM/SIGINT stop it (exit 0); configuration problems exit 2, each with its field path;
-//! a socket that cannot be opened exits 1.
+//! a socket or the metrics address that cannot be opened exits 1.
 
-use rdg_infocast::{GateMode, TransmitError, TransmitOptions, Transmitter};
-use std::net::IpAddr;
+use rdg_infocast::{CarouselMetrics, GateMode, TransmitError, TransmitOptions, Transmitter};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Arguments of `rdg transmit`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +38,10 @@ pub struct Args {
     /// the routing table's choice.
     #[arg(long)]
     interface: Option<IpAddr>,
+    /// Serve the carousel's Prometheus metrics at GET /metrics on this address (e.g.
+    /// 0.0.0.0:9036); default: no metrics endpoint.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Runs the transmitter until SIGTERM/SIGINT.
@@ -70,9 +77,11 @@ pub fn run(args: &Args) -> ExitCode {
             member: Some(member.clone()),
         },
     };
+    let metrics = args.metrics_listen.map(|_| CarouselMetrics::default());
     let opts = TransmitOptions {
         gate,
         interface: args.interface,
+        metrics: metrics.clone(),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,6 +94,20 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     rt.block_on(async {
+        if let (Some(addr), Some(m)) = (args.metrics_listen, &metrics) {
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rdg transmit: --metrics-listen: cannot listen on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            tracing::info!("serving the carousel metrics at http://{addr}/metrics");
+            tokio::spawn(rdg_agent::status::serve_metrics(
+                listener,
+                Arc::new(m.registry()),
+            ));
+        }
         let transmitter = match Transmitter::start(&tx, &opts) {
             Ok(t) => t,
             Err(e) => return exit_for(&e),

@@ -1,6 +1,8 @@
 //! The agent's Prometheus metrics (served at `/metrics`): role, epoch, transitions, datagrams
 //! sent/received/rejected per network and reason, net-check rounds, failover detection time.
 //! Counters are atomics, so the status server reads them without asking the agent loop.
+//! [`CarouselMetrics`] are the transmitter's, registered here when the agent runs the carousel
+//! and served alone by `rdg transmit --metrics-listen`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -63,6 +65,75 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Label set: one carousel channel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// The channel's destination, `address:port`.
+    pub channel: String,
+}
+
+/// The carousel transmitter's metrics, per channel. Clones share the values: the transmitter
+/// counts into the same atomics the registry encodes, so the send path copies nothing.
+#[derive(Clone, Debug, Default)]
+pub struct CarouselMetrics {
+    /// UDP payload bytes sent (frame header included).
+    pub bytes_sent: Family<ChannelLabels, Counter>,
+    /// Datagrams sent.
+    pub datagrams_sent: Family<ChannelLabels, Counter>,
+    /// Sends that failed (network down, no route, ...).
+    pub send_errors: Family<ChannelLabels, Counter>,
+    /// Completed passes over the channel's objects.
+    pub cycles: Family<ChannelLabels, Counter>,
+    /// 1 while the gate lets the channel send, 0 while it is gated off.
+    pub sending: Family<ChannelLabels, Gauge>,
+}
+
+impl CarouselMetrics {
+    /// Registers every carousel metric into `registry` (names get its prefix, `rdg`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "carousel_bytes_sent",
+            "Carousel bytes sent (UDP payload, frame header included), per channel",
+            self.bytes_sent.clone(),
+        );
+        registry.register(
+            "carousel_datagrams_sent",
+            "Carousel datagrams sent, per channel",
+            self.datagrams_sent.clone(),
+        );
+        registry.register(
+            "carousel_send_errors",
+            "Carousel datagrams that could not be sent, per channel",
+            self.send_errors.clone(),
+        );
+        registry.register(
+            "carousel_cycles",
+            "Completed passes over the channel's objects, per channel",
+            self.cycles.clone(),
+        );
+        registry.register(
+            "carousel_sending",
+            "1 while the gate lets the channel send, 0 while it is gated off",
+            self.sending.clone(),
+        );
+    }
+
+    /// A registry (prefix `rdg`) of the carousel metrics alone, as `rdg transmit` serves them.
+    pub fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("rdg");
+        self.register(&mut registry);
+        registry
+    }
+}
+
+/// `registry` in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
 /// Every metric the agent exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -119,7 +190,15 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
+        Metrics::with_carousel(None)
+    }
+
+    /// Creates and registers every metric, and the carousel's when the agent runs it.
+    pub fn with_carousel(carousel: Option<&CarouselMetrics>) -> Metrics {
         let mut registry = Registry::with_prefix("rdg");
+        if let Some(c) = carousel {
+            c.register(&mut registry);
+        }
         let m = Metrics {
             state: Family::default(),
             epoch: Gauge::default(),
@@ -276,10 +355,7 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        encode(&self.registry)
     }
 }
 
@@ -321,6 +397,33 @@ mod tests {
         assert!(
             text.contains("rdg_failover_detection_seconds_count 1"),
             "{text}"
+        );
+        assert!(!text.contains("rdg_carousel"), "{text}");
+    }
+
+    #[test]
+    fn carousel_metrics_share_values_with_the_registry() {
+        let c = CarouselMetrics::default();
+        let m = Metrics::with_carousel(Some(&c));
+        let ch = ChannelLabels {
+            channel: "239.1.1.1:5000".into(),
+        };
+        // A clone taken once, as the transmitter holds it, counts into the registered family.
+        let bytes = c.bytes_sent.get_or_create(&ch).clone();
+        bytes.inc_by(1316);
+        c.sending.get_or_create(&ch).set(1);
+        let text = m.encode();
+        assert!(
+            text.contains("rdg_carousel_bytes_sent_total{channel=\"239.1.1.1:5000\"} 1316"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rdg_carousel_sending{channel=\"239.1.1.1:5000\"} 1"),
+            "{text}"
+        );
+        assert_eq!(
+            encode(&c.registry()).matches("rdg_carousel_").count(),
+            m.encode().matches("rdg_carousel_").count()
         );
     }
 }

@@ -325,14 +325,36 @@ async fn healthz(AxState(s): AxState<Shared>) -> Response {
 }
 
 async fn metrics_text(AxState(s): AxState<Shared>) -> Response {
+    metrics_response(s.metrics.encode())
+}
+
+fn metrics_response(text: String) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.encode(),
+        text,
     )
         .into_response()
+}
+
+/// Serves `GET /metrics` (Prometheus text of `registry`) alone on an already bound listener
+/// until the process ends: the endpoint of a process without an agent (`rdg transmit`).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    registry: Arc<prometheus_client::registry::Registry>,
+) {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = Arc::clone(&registry);
+            async move { metrics_response(crate::metrics::encode(&registry)) }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "metrics endpoint stopped");
+    }
 }
 
 #[derive(Deserialize)]

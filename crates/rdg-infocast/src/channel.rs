@@ -16,9 +16,11 @@ use crate::frame::{ANNOUNCE_EVERY, Announcement, Chunk, HEADER_LEN, ObjectRef, c
 use crate::object::{Content, ObjectSource};
 use crate::pacing::TokenBucket;
 use crate::permit::Gate;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use rdg_agent::metrics::{CarouselMetrics, ChannelLabels};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -30,17 +32,39 @@ const PROCESSING_LOG_EVERY: Duration = Duration::from_secs(1);
 /// A failing send is logged at most this often.
 const SEND_ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 
-/// Counters of one channel, shared with whoever wants to watch it (tests, benchmark).
+/// Counters of one channel, shared with whoever watches it (the metrics registry, tests,
+/// benchmark). Prometheus counters are shared atomics: a clone counts into the same value.
 #[derive(Debug, Default)]
 pub struct ChannelStats {
     /// Datagrams sent.
-    pub datagrams: AtomicU64,
+    pub datagrams: Counter,
     /// UDP payload bytes sent (header included).
-    pub bytes: AtomicU64,
+    pub bytes: Counter,
     /// Object cycles completed (every chunk of the object sent).
-    pub object_cycles: AtomicU64,
+    pub object_cycles: Counter,
+    /// Cycles completed: passes over the channel's objects that sent at least one.
+    pub cycles: Counter,
     /// Sends that failed (network down, no route, ...).
-    pub send_errors: AtomicU64,
+    pub send_errors: Counter,
+    /// 1 while the gate lets the channel send, 0 while it is gated off.
+    pub sending: Gauge,
+}
+
+impl ChannelStats {
+    /// Counters registered in `metrics` under the channel label of `destination`.
+    pub fn registered(metrics: &CarouselMetrics, destination: SocketAddr) -> ChannelStats {
+        let label = ChannelLabels {
+            channel: destination.to_string(),
+        };
+        ChannelStats {
+            datagrams: metrics.datagrams_sent.get_or_create(&label).clone(),
+            bytes: metrics.bytes_sent.get_or_create(&label).clone(),
+            object_cycles: Counter::default(),
+            cycles: metrics.cycles.get_or_create(&label).clone(),
+            send_errors: metrics.send_errors.get_or_create(&label).clone(),
+            sending: metrics.sending.get_or_create(&label).clone(),
+        }
+    }
 }
 
 /// How a channel is set up.
@@ -131,7 +155,7 @@ impl ChannelTask {
                 match self.send_object(i, session).await {
                     Ok(Turn::Sent) => {
                         sent_any = true;
-                        self.stats.object_cycles.fetch_add(1, Ordering::Relaxed);
+                        self.stats.object_cycles.inc();
                         if let Some(d) = self.setup.objects[i].repeat_delay {
                             self.next_due[i] = Some(started + d);
                         }
@@ -158,6 +182,7 @@ impl ChannelTask {
                 tokio::time::sleep_until(wake.min(retry)).await;
                 continue;
             }
+            self.stats.cycles.inc();
             if let Some(d) = self.setup.burst_delay {
                 tokio::time::sleep(d).await;
             }
@@ -210,14 +235,14 @@ impl ChannelTask {
         }
         match self.socket.send(&self.buf).await {
             Ok(_) => {
-                self.stats.datagrams.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                self.stats.datagrams.inc();
+                self.stats.bytes.inc_by(len as u64);
             }
             // A unicast destination with no listener answers with ICMP port unreachable,
             // reported on the next send; a carousel does not care who listens.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
             Err(e) => {
-                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.send_errors.inc();
                 let now = Instant::now();
                 if self
                     .last_send_error_log

@@ -26,6 +26,7 @@ pub mod timeline;
 pub mod transmitter;
 
 pub use permit::GateMode;
+pub use rdg_agent::metrics::CarouselMetrics;
 pub use receiver::{Receiver, ReceiverOptions};
 pub use report::Report;
 pub use transmitter::{TransmitError, TransmitOptions, Transmitter, TransmitterThread};

@@ -38,6 +38,8 @@ use tokio::time::Instant;
 pub const SAFETY_POLL: Duration = Duration::from_secs(1);
 /// Re-read period while the role file's directory cannot be watched.
 pub const FALLBACK_POLL: Duration = Duration::from_millis(100);
+/// How often [`Gate::follow`] looks at the lease even without a new verdict.
+pub const FOLLOW_RECHECK: Duration = Duration::from_millis(200);
 
 /// When the transmitter may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,24 @@ impl Gate {
             }
             if self.rx.changed().await.is_err() {
                 // The watcher is gone (runtime shutting down): stay closed.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Calls `report` with whether the gate is open, at once and after every change, until
+    /// the task is dropped; an expired lease counts within [`FOLLOW_RECHECK`] even before the
+    /// watcher publishes it. Drives the `sending` gauge.
+    pub async fn follow(mut self, mut report: impl FnMut(bool)) {
+        let mut last = None;
+        loop {
+            let open = open_session(*self.rx.borrow_and_update()).is_some();
+            if last != Some(open) {
+                report(open);
+                last = Some(open);
+            }
+            if let Ok(Err(_)) = tokio::time::timeout(FOLLOW_RECHECK, self.rx.changed()).await {
+                // The watcher is gone (runtime shutting down): nothing changes any more.
                 std::future::pending::<()>().await;
             }
         }

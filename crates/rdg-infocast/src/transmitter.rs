@@ -9,6 +9,7 @@ use crate::channel::{ChannelSetup, ChannelStats, ChannelTask};
 use crate::object::ObjectSource;
 use crate::permit::{Gate, GateError, GateMode};
 use crate::socket;
+use rdg_agent::metrics::CarouselMetrics;
 use rdg_core::config::{self, parse_bit_rate};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,13 +17,16 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// How the transmitter runs, beyond the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TransmitOptions {
     /// When it may send.
     pub gate: GateMode,
     /// Local address to send from (IPv4 multicast: also the outgoing interface); None: the
     /// routing table decides, like the original Infocast server.
     pub interface: Option<IpAddr>,
+    /// Where each channel's counters and `sending` gauge are registered (None: counted
+    /// only in [`ChannelHandle::stats`]).
+    pub metrics: Option<CarouselMetrics>,
 }
 
 /// Why the transmitter cannot run.
@@ -70,6 +74,8 @@ pub struct ChannelHandle {
 #[derive(Debug)]
 pub struct Transmitter {
     channels: Vec<ChannelHandle>,
+    /// Sets every channel's `sending` gauge from the gate.
+    follower: JoinHandle<()>,
 }
 
 impl Transmitter {
@@ -126,7 +132,10 @@ impl Transmitter {
                     source,
                 }
             })?;
-            let stats = Arc::new(ChannelStats::default());
+            let stats = Arc::new(match &opts.metrics {
+                Some(m) => ChannelStats::registered(m, destination),
+                None => ChannelStats::default(),
+            });
             tracing::info!(
                 "({destination}): channel of {} object(s) at {} bit/s, {} bytes per chunk",
                 setup.objects.len(),
@@ -142,7 +151,13 @@ impl Transmitter {
                 task,
             });
         }
-        Ok(Transmitter { channels })
+        let gauges: Vec<_> = channels.iter().map(|c| c.stats.sending.clone()).collect();
+        let follower = tokio::spawn(gate.follow(move |open| {
+            for g in &gauges {
+                g.set(i64::from(open));
+            }
+        }));
+        Ok(Transmitter { channels, follower })
     }
 
     /// The running channels, in configuration order.
@@ -153,8 +168,10 @@ impl Transmitter {
 
 impl Drop for Transmitter {
     fn drop(&mut self) {
+        self.follower.abort();
         for ch in &self.channels {
             ch.task.abort();
+            ch.stats.sending.set(0);
         }
     }
 }

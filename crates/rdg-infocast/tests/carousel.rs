@@ -2,11 +2,14 @@
 //! receivers bound on 127.0.0.1, which reassemble and report like set-top boxes.
 
 use rdg_agent::clock::monotonic_ms;
+use rdg_agent::metrics::encode;
 use rdg_agent::role_file::{self, RoleRecord};
 use rdg_core::State;
 use rdg_core::config::{Bootcast, CarouselObject, Channel, ObjectKind, Transmitter};
 use rdg_infocast::frame::{Chunk, ObjectRef};
-use rdg_infocast::{GateMode, Receiver, ReceiverOptions, TransmitOptions, TransmitterThread};
+use rdg_infocast::{
+    CarouselMetrics, GateMode, Receiver, ReceiverOptions, TransmitOptions, TransmitterThread,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -70,6 +73,7 @@ fn transmit(channels: Vec<Channel>, gate: GateMode) -> TransmitterThread {
         TransmitOptions {
             gate,
             interface: None,
+            metrics: None,
         },
     )
     .unwrap()
@@ -409,4 +413,98 @@ fn malformed_datagrams_are_counted_and_ignored() {
     assert_eq!(report.objects.len(), 1);
     assert_eq!(report.objects[0].corrupt, 0);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn registered_metrics_count_what_is_sent_and_follow_the_gate() {
+    let dir = tempdir("metrics");
+    std::fs::write(dir.join("obj"), bytes(20_000, 5)).unwrap();
+    let role = dir.join("run/infocast.role");
+    let r = receiver();
+    let metrics = CarouselMetrics::default();
+    let registry = metrics.registry();
+    let to = r.local_addr();
+    let tx = TransmitterThread::spawn(
+        Transmitter {
+            channels: vec![channel(
+                to,
+                "4Mbit",
+                vec![file_object("obj", &dir.join("obj"), false)],
+            )],
+        },
+        TransmitOptions {
+            gate: GateMode::RoleFile {
+                path: role.clone(),
+                member: Some("ics-a".into()),
+            },
+            interface: None,
+            metrics: Some(metrics.clone()),
+        },
+    )
+    .unwrap();
+    let text = || encode(&registry);
+    let value = |name: &str| {
+        let series = format!("{name}{{channel=\"{to}\"}} ");
+        text()
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.parse::<f64>().ok())
+    };
+    // Gated off (no role file): registered at 0, nothing sent.
+    assert!(
+        wait_for(Duration::from_secs(2), || value("rdg_carousel_sending")
+            == Some(0.0)),
+        "{}",
+        text()
+    );
+    assert_eq!(
+        value("rdg_carousel_bytes_sent_total"),
+        Some(0.0),
+        "{}",
+        text()
+    );
+
+    // Hot: sending, and every counter the registry encodes is the channel's own.
+    std::fs::create_dir_all(role.parent().unwrap()).unwrap();
+    write_role(&role, State::HS, 10_000);
+    assert!(
+        wait_for(Duration::from_secs(2), || value("rdg_carousel_sending")
+            == Some(1.0)),
+        "{}",
+        text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || value(
+            "rdg_carousel_cycles_total"
+        )
+        .is_some_and(|c| c >= 2.0)),
+        "{}",
+        text()
+    );
+    let stats = &tx.stats()[0].1;
+    let bytes_now = value("rdg_carousel_bytes_sent_total").unwrap();
+    assert!(bytes_now > 20_000.0, "{}", text());
+    assert!(stats.bytes.get() as f64 >= bytes_now);
+    assert!(
+        value("rdg_carousel_datagrams_sent_total").is_some_and(|d| d >= 20.0),
+        "{}",
+        text()
+    );
+    assert_eq!(
+        value("rdg_carousel_send_errors_total"),
+        Some(0.0),
+        "{}",
+        text()
+    );
+    assert!(wait_for(Duration::from_secs(2), || r.report().bytes > 0));
+
+    // A lease that runs out closes the gate without a new role file: the gauge follows.
+    write_role(&role, State::HS, 300);
+    assert!(
+        wait_for(Duration::from_secs(3), || value("rdg_carousel_sending")
+            == Some(0.0)),
+        "{}",
+        text()
+    );
+    drop(tx);
+    let _ = std::fs::remove_dir_all(&dir);
 }

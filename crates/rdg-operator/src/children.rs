@@ -6,9 +6,10 @@
 use crate::render::{CONFIG_DIR, CONFIG_KEY, KEY_DIR, ROLE_DIR, Rendered, TOKEN_DIR};
 use crate::resource::{DEFAULT_LOG_LEVEL, MemberSpec, RedundantGroup, objects_dir};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod, PodSpec, Probe, SecretVolumeSource,
-    SecurityContext, Service, ServiceSpec as K8sServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Pod, PodSpec, Probe,
+    SecretVolumeSource, SecurityContext, Service, ServiceSpec as K8sServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +26,19 @@ pub const MEMBER_LABEL: &str = "rdg.infocast.io/member";
 pub const ROLE_LABEL: &str = "rdg.infocast.io/role";
 /// Size limit of the in-memory volume holding the role file (a record of about 100 bytes).
 const RUN_SIZE_LIMIT: &str = "1Mi";
+
+/// Name of the carousel container's port serving its metrics (the PodMonitor scrapes it).
+pub const CAROUSEL_METRICS_PORT_NAME: &str = "carousel-metrics";
+
+/// Where the carousel container serves its metrics: the address of the group's
+/// `status.listen`, one port above it (9036 next to the agent's 9035), so Prometheus reaches
+/// both alike; None when the status port is the last one.
+pub fn carousel_metrics_listen(
+    status_listen: std::net::SocketAddr,
+) -> Option<std::net::SocketAddr> {
+    let port = status_listen.port().checked_add(1)?;
+    Some(std::net::SocketAddr::new(status_listen.ip(), port))
+}
 
 /// Annotation with the hash of what the pod runs; a differing one means out of date.
 pub const HASH_ANNOTATION: &str = "rdg.infocast.io/config-hash";
@@ -346,6 +360,10 @@ pub fn pod(
         {
             args.extend(["--interface".to_string(), addr.to_string()]);
         }
+        let metrics_listen = carousel_metrics_listen(listen);
+        if let Some(m) = metrics_listen {
+            args.extend(["--metrics-listen".to_string(), m.to_string()]);
+        }
         let mut mounts = vec![mount("config", CONFIG_DIR), mount("run", ROLE_DIR)];
         mounts.extend(object_mounts.iter().cloned());
         containers.push(Container {
@@ -353,6 +371,14 @@ pub fn pod(
             image: Some(image.clone()),
             image_pull_policy: s.image_pull_policy.clone(),
             args: Some(args),
+            ports: metrics_listen.map(|m| {
+                vec![ContainerPort {
+                    name: Some(CAROUSEL_METRICS_PORT_NAME.to_string()),
+                    container_port: m.port().into(),
+                    protocol: Some("TCP".to_string()),
+                    ..ContainerPort::default()
+                }]
+            }),
             env: Some(vec![env("RUST_LOG", s.log_level())]),
             volume_mounts: Some(mounts),
             security_context: Some(transmitter_security()),

@@ -466,6 +466,15 @@ async fn with_a_transmitter_the_agent_is_a_native_sidecar_before_the_carousel() 
             .any(|w| w == ["--role-file", "/run/rdg/infocast.role"])
     );
     assert!(args.windows(2).any(|w| w == ["--interface", "10.0.0.11"]));
+    // Its metrics next to the agent's status port, on a named port the PodMonitor scrapes.
+    let listen = carousel_metrics_port(&args);
+    let ports = tx
+        .ports
+        .clone()
+        .expect("the carousel declares its metrics port");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0].name.as_deref(), Some("carousel-metrics"));
+    assert_eq!(ports[0].container_port, i32::from(listen));
     let mounts = tx.volume_mounts.clone().unwrap();
     assert!(
         mounts
@@ -1274,4 +1283,20 @@ async fn the_pod_cache_is_read_per_group_and_namespace() {
         .collect();
     assert_eq!(created, ["infocast-b"], "{:?}", paths(&calls));
     assert!(calls.iter().all(|c| c.method != "DELETE"), "no orphan");
+}
+
+/// The port of the carousel's `--metrics-listen` argument: one above the status port.
+fn carousel_metrics_port(args: &[String]) -> u16 {
+    let addr: std::net::SocketAddr = args
+        .windows(2)
+        .find(|w| w[0] == "--metrics-listen")
+        .expect("--metrics-listen")[1]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        addr.to_string(),
+        "127.0.0.1:9036",
+        "the status port 9035, plus one"
+    );
+    addr.port()
 }

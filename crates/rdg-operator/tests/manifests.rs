@@ -11,7 +11,8 @@
 //! - The controller Deployment fits the rest: one replica, Recreate, non-root, member pods get
 //!   the chart's own image and a ServiceAccount that exists, probes and Service on the metrics
 //!   port.
-//! - The PodMonitor of the agents selects member pods and turns their group and member labels
+//! - The PodMonitor of the agents (and of the carousel containers' `carousel-metrics` port)
+//!   selects member pods and turns their group and member labels
 //!   into the target labels the alerting rules use.
 //!
 //! `RDG_UPDATE_CHART_CRD=1 cargo test -p rdg-operator --test manifests` rewrites the chart's
@@ -22,7 +23,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use rdg_operator::children::{GROUP_LABEL, MEMBER_LABEL};
+use rdg_operator::children::{CAROUSEL_METRICS_PORT_NAME, GROUP_LABEL, MEMBER_LABEL};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -151,6 +152,8 @@ struct PodMonitorSpec {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PodMetricsEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    port: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -631,24 +634,40 @@ fn check_set(docs: &[Doc]) -> Result<(), String> {
     }
 
     // The PodMonitor selects member pods by the labels the controller gives them and turns
-    // their group and member labels into the target labels the alerting rules rely on.
+    // their group and member labels into the target labels the alerting rules rely on, for
+    // the agent and for the carousel container's named metrics port.
     for m in docs.iter().filter(|d| d.kind() == "PodMonitor") {
         let relabel = |label: &str| format!("__meta_kubernetes_pod_label_{}", sanitize(label));
-        let relabelings = m.value["spec"]["podMetricsEndpoints"][0]["relabelings"]
+        let endpoints = m.value["spec"]["podMetricsEndpoints"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        for (label, target) in [(GROUP_LABEL, "group"), (MEMBER_LABEL, "member")] {
-            let found = relabelings.iter().any(|r| {
-                r["sourceLabels"][0].as_str() == Some(relabel(label).as_str())
-                    && r["targetLabel"] == target
-            });
-            if !found {
-                return Err(format!(
-                    "{}: no relabeling of the pod label {label} into {target}",
-                    m.origin
-                ));
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let relabelings = endpoint["relabelings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for (label, target) in [(GROUP_LABEL, "group"), (MEMBER_LABEL, "member")] {
+                let found = relabelings.iter().any(|r| {
+                    r["sourceLabels"][0].as_str() == Some(relabel(label).as_str())
+                        && r["targetLabel"] == target
+                });
+                if !found {
+                    return Err(format!(
+                        "{}: endpoint {i}: no relabeling of the pod label {label} into {target}",
+                        m.origin
+                    ));
+                }
             }
+        }
+        if !endpoints
+            .iter()
+            .any(|e| e["port"].as_str() == Some(CAROUSEL_METRICS_PORT_NAME))
+        {
+            return Err(format!(
+                "{}: does not scrape the carousel's port {CAROUSEL_METRICS_PORT_NAME}",
+                m.origin
+            ));
         }
         if m.value["spec"]["selector"]["matchExpressions"][0]["key"] != MEMBER_LABEL {
             return Err(format!(

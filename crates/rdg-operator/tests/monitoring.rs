@@ -1,6 +1,7 @@
 //! The metric names the alerting rules (`charts/rdg-operator/rules/rdg-alerts.yaml`) and the
 //! Grafana dashboard (`charts/rdg-operator/dashboards/rdg.json`) query are exported by the
-//! code: the agent's registry (`rdg_agent::metrics::Metrics`) and the controller's
+//! code: the agent's registry (`rdg_agent::metrics::Metrics`, with the carousel's
+//! `CarouselMetrics` registered as when the agent runs the carousel) and the controller's
 //! (`rdg_operator::metrics::ControllerMetrics`), as encoded on `/metrics`. A renamed or removed
 //! metric fails here instead of leaving an alert that can never fire.
 //!
@@ -11,8 +12,8 @@
 //! PromQL syntax and the alerts' behaviour are checked by `monitoring/check.sh` (promtool).
 
 use rdg_agent::metrics::{
-    Metrics, NetLabels, ReasonLabels, RejectLabels, ResultLabels, StateLabels, VipLabels,
-    VipProbeLabels,
+    CarouselMetrics, ChannelLabels, Metrics, NetLabels, ReasonLabels, RejectLabels, ResultLabels,
+    StateLabels, VipLabels, VipProbeLabels,
 };
 use rdg_operator::metrics::ControllerMetrics;
 use serde_json::Value;
@@ -54,7 +55,18 @@ fn registered(source: &str) -> usize {
 /// encoded at all: every family of the agent gets one, and the count of encoded families is
 /// compared with the registrations in the source, so a new family must be added here.
 fn all_exported() -> BTreeSet<String> {
-    let m = Metrics::new();
+    // The carousel's families, registered as when the agent runs the carousel (and the same
+    // names `rdg transmit --metrics-listen` serves).
+    let carousel = CarouselMetrics::default();
+    let m = Metrics::with_carousel(Some(&carousel));
+    let ch = ChannelLabels {
+        channel: "239.1.1.1:5000".into(),
+    };
+    carousel.bytes_sent.get_or_create(&ch).inc_by(1316);
+    carousel.datagrams_sent.get_or_create(&ch).inc();
+    carousel.send_errors.get_or_create(&ch).inc();
+    carousel.cycles.get_or_create(&ch).inc();
+    carousel.sending.get_or_create(&ch).set(1);
     let net = || NetLabels {
         network: "n1".into(),
     };

@@ -58,6 +58,9 @@ pub struct AgentOptions {
     pub config_path: Option<PathBuf>,
     /// This member's carousel, compared with the hot member's (None: no transmitter).
     pub content: Option<crate::content::ContentWatch>,
+    /// The carousel's metrics, served with the agent's when it runs the carousel in-process
+    /// (None: no carousel metrics here).
+    pub carousel_metrics: Option<crate::metrics::CarouselMetrics>,
 }
 
 /// Why the agent could not start or had to stop.

@@ -27,7 +27,7 @@ pub(super) async fn start(opts: &AgentOptions) -> Result<(Agent, Inputs), AgentE
     let cfg = &opts.config;
     let params = Params::from_config(cfg, &opts.member)?;
     let keys = load_keys(cfg)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_carousel(opts.carousel_metrics.as_ref()));
     metrics.auth_keys.set(keys.len() as i64);
     let standalone = cfg.is_standalone();
 

@@ -5,7 +5,6 @@ use rdg_infocast::channel::ChannelStats;
 use rdg_infocast::{GateMode, Receiver, ReceiverOptions, TransmitOptions, TransmitterThread};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Payload bytes per chunk in every run.
@@ -76,6 +75,7 @@ impl Pair {
             TransmitOptions {
                 gate: GateMode::Always,
                 interface: None,
+                metrics: None,
             },
         )
         .map_err(|e| e.to_string())?;
@@ -92,8 +92,8 @@ impl Pair {
         let s = self.stats();
         Sample {
             at: Instant::now(),
-            sent: s.bytes.load(Ordering::Relaxed),
-            sent_datagrams: s.datagrams.load(Ordering::Relaxed),
+            sent: s.bytes.get(),
+            sent_datagrams: s.datagrams.get(),
             received: r.bytes,
             received_datagrams: r.datagrams,
         }
