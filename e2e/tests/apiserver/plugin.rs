@@ -184,19 +184,32 @@ struct ConfigMapFront {
 }
 
 impl ConfigMapFront {
-    async fn start(api: &ApiServer) -> ConfigMapFront {
-        let upstream = api.client().await;
+    /// Starts the front on its own thread and runtime: the test blocks its own runtime while
+    /// the plugin runs.
+    fn start(api: &ApiServer) -> ConfigMapFront {
         let store = Arc::new(Mutex::new(BTreeMap::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let served = Arc::clone(&store);
-        tokio::spawn(async move {
-            loop {
-                let (s, _) = listener.accept().await.unwrap();
-                let (upstream, store) = (upstream.clone(), Arc::clone(&served));
-                tokio::spawn(async move { front_exchange(s, &upstream, &store).await });
-            }
+        let upstream_config = api.kubeconfig().to_path_buf();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the front");
+            rt.block_on(async move {
+                let upstream = rdg_e2e::apiserver::client_from(&upstream_config, None)
+                    .await
+                    .expect("a client of the API server");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let (upstream, store) = (upstream.clone(), Arc::clone(&served));
+                    tokio::spawn(async move { front_exchange(s, &upstream, &store).await });
+                }
+            });
         });
+        let addr = addr_rx.recv().expect("the front's address");
         let kubeconfig = api.dir().join("front.kubeconfig");
         std::fs::write(&kubeconfig, front_kubeconfig(addr)).expect("write the front kubeconfig");
         ConfigMapFront { kubeconfig, store }
@@ -491,7 +504,7 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     assert_eq!(code(&out), 2, "a usage error");
 
     // The support bundle. Agents ics-a and ics-b have kept their reports; ics-c's has not.
-    let front = ConfigMapFront::start(&f.api).await;
+    let front = ConfigMapFront::start(&f.api);
     let through_front = front.client().await;
     let group = f.group().await;
     keep_agent_report(&through_front, &group, "ics-a", "HS").await;
