@@ -198,7 +198,7 @@ fn is_missing(e: &kube::Error) -> bool {
 
 /// The files of one agent report ConfigMap under `dir` (its `/status` redacted and indented,
 /// its `/metrics` as is) and a line for the README; or why it holds no report.
-fn agent_files(dir: &str, cm: &ConfigMap) -> Result<(Files, String), String> {
+pub fn agent_files(dir: &str, cm: &ConfigMap) -> Result<(Files, String), String> {
     let data = cm.data.clone().unwrap_or_default();
     let status = data
         .get(STATUS_KEY)
