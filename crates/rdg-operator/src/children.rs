@@ -65,16 +65,31 @@ pub fn pod_name(group: &str, member: &str) -> String {
     format!("{group}-{member}")
 }
 
-fn labels(group: &RedundantGroup) -> BTreeMap<String, String> {
+/// Name of the ConfigMap in which member `member`'s reporter keeps its agent's last
+/// `/status` and `/metrics` (see `reporter::snapshot`).
+pub fn agent_report_name(group: &str, member: &str) -> String {
+    format!("{group}-{member}-agent-report")
+}
+
+/// `app.kubernetes.io/component` of the agent-report ConfigMaps. The controller's ConfigMap
+/// watch leaves them out: they are the agents' writes, not its children, and change each minute.
+pub const AGENT_REPORT_COMPONENT: &str = "agent-report";
+
+/// The labels of everything made for group `group`.
+pub fn child_labels(group: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "rdg".to_string()),
-        ("app.kubernetes.io/instance".to_string(), group.name_any()),
+        ("app.kubernetes.io/instance".to_string(), group.to_string()),
         (
             "app.kubernetes.io/managed-by".to_string(),
             "rdg-operator".to_string(),
         ),
-        (GROUP_LABEL.to_string(), group.name_any()),
+        (GROUP_LABEL.to_string(), group.to_string()),
     ])
+}
+
+fn labels(group: &RedundantGroup) -> BTreeMap<String, String> {
+    child_labels(&group.name_any())
 }
 
 fn meta(group: &RedundantGroup, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {

@@ -434,7 +434,8 @@ fn controller_grants(scope: &str) -> BTreeSet<Grant> {
 }
 
 /// What an agent in Kubernetes mode does: reads its group, applies its own status entry,
-/// labels its own pod, publishes Events. Never creates or deletes anything else.
+/// labels its own pod, publishes Events, server-side-applies its agent-report ConfigMap
+/// (`reporter::snapshot`: patch, create when missing). Never reads ConfigMaps, never deletes.
 fn member_grants(ns: &str) -> BTreeSet<Grant> {
     expand(
         ns,
@@ -443,6 +444,7 @@ fn member_grants(ns: &str) -> BTreeSet<Grant> {
             ("rdg.infocast.io", &["redundantgroups/status"], &["patch"]),
             ("", &["pods"], &["get", "patch"]),
             ("events.k8s.io", &["events"], &["create", "patch"]),
+            ("", &["configmaps"], &["create", "patch"]),
         ],
     )
 }
@@ -894,6 +896,24 @@ fn wildcard_or_extra_rbac_grant_is_rejected() {
         err.contains("granted but not needed") && err.contains("\"delete\""),
         "{err}"
     );
+
+    // The agents write their report ConfigMap but never read others (the group's
+    // configuration) or delete any.
+    let err = mutated(|docs| {
+        let rules = doc_mut(docs, "Role", "member")["rules"]
+            .as_array_mut()
+            .unwrap();
+        let cms = rules
+            .iter_mut()
+            .find(|r| r["resources"] == serde_json::json!(["configmaps"]))
+            .expect("the members' ConfigMap rule");
+        cms["verbs"] = serde_json::json!(["get", "create", "patch", "delete"]);
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("configmaps") && err.contains("\"get\"") && err.contains("\"delete\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -905,6 +925,19 @@ fn missing_rbac_grant_is_rejected() {
     .unwrap_err();
     assert!(
         err.contains("needed but not granted") && err.contains("redundantgroups/status"),
+        "{err}"
+    );
+
+    let err = mutated(|docs| {
+        // The agents could no longer keep their /status and /metrics for support bundles.
+        let rules = doc_mut(docs, "Role", "member")["rules"]
+            .as_array_mut()
+            .unwrap();
+        rules.retain(|r| r["resources"] != serde_json::json!(["configmaps"]));
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("needed but not granted") && err.contains("configmaps"),
         "{err}"
     );
 

@@ -1,7 +1,7 @@
 //! The Kubernetes-mode reporter against the fake API server (`fake_api`, the controller-rs
 //! pattern) and a real tiny HTTP server playing the local agent. The fake API server answers
 //! every request like the real one would and records it; the fake agent serves a canned
-//! `/status` the test changes, and records `/switchover` requests. Tests wait for conditions
+//! `/status` the test changes and a fixed `/metrics`, and records `/switchover` requests. Tests wait for conditions
 //! (with a deadline), never for fixed times.
 
 use kube::Resource;
@@ -24,6 +24,11 @@ const STATUS: &str =
 const GROUP: &str = "/apis/rdg.infocast.io/v1alpha1/namespaces/broadcast/redundantgroups/infocast";
 const POD: &str = "/api/v1/namespaces/broadcast/pods/infocast-ics-b";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/broadcast/events";
+const AGENT_REPORT: &str = "/api/v1/namespaces/broadcast/configmaps/infocast-ics-b-agent-report";
+/// What the fake agent serves on `/metrics`.
+const METRICS: &str = "# TYPE rdg_state gauge\nrdg_state{state=\"SBS\"} 1\n# EOF\n";
+/// The agent's switchover credential in these tests.
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// What the fake API server serves.
 #[derive(Default)]
@@ -71,6 +76,7 @@ fn respond(w: &mut World, call: &Call) -> Reply {
     }
     match (call.method.as_str(), call.path.as_str()) {
         ("GET", GROUP) | ("PATCH", STATUS) => (200, group_json(w.switchover.clone())),
+        ("PATCH", AGENT_REPORT) => fake_api::echo(call),
         ("PATCH", POD) => (
             200,
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "infocast-ics-b", "namespace": "broadcast", "labels": call.body["metadata"]["labels"]}}),
@@ -116,6 +122,8 @@ async fn serve_agent(agent: Arc<Mutex<Agent>>) -> SocketAddr {
                     if head.starts_with("GET /status") {
                         a.status_hits += 1;
                         (200, a.report.clone().unwrap().to_string())
+                    } else if head.starts_with("GET /metrics") {
+                        (200, METRICS.to_string())
                     } else if let Some(to) = target.strip_prefix("/switchover?to=") {
                         // The real agent refuses a switchover without its token (401).
                         let bearer = format!("authorization: {}", token().bearer());
@@ -143,9 +151,8 @@ async fn serve_agent(agent: Arc<Mutex<Agent>>) -> SocketAddr {
     addr
 }
 
-/// The agent's switchover credential in these tests.
 fn token() -> Token {
-    Token::parse("0123456789abcdef0123456789abcdef").unwrap()
+    Token::parse(TOKEN).unwrap()
 }
 
 /// This member (`ics-b`) in `state`, with `ics-a` alive and heard on both networks.
@@ -213,6 +220,8 @@ impl Harness {
                 },
                 log_quiet: Duration::from_secs(30),
                 group_poll: Duration::from_millis(30),
+                snapshot_every: Duration::from_secs(3600),
+                snapshot_min_gap: Duration::from_millis(10),
             },
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -338,13 +347,75 @@ async fn first_report_applies_exactly_the_members_entry() {
 }
 
 #[tokio::test]
+async fn the_agents_status_and_metrics_are_kept_in_a_config_map_owned_by_the_group() {
+    let first = report("SBS", 1, Some("ics-a"));
+    let h = Harness::start(first.clone()).await;
+    let call = wait_for("the agent report", || {
+        h.world(|w| {
+            w.calls
+                .iter()
+                .find(|c| c.is("PATCH", AGENT_REPORT))
+                .cloned()
+        })
+    })
+    .await;
+    // Server-side apply under the member's own field manager.
+    assert!(
+        query_has(&call, "fieldManager=rdg-member-ics-b"),
+        "{}",
+        call.query
+    );
+    assert!(query_has(&call, "force=true"), "{}", call.query);
+    let cm = &call.body;
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["name"], "infocast-ics-b-agent-report");
+    assert_eq!(
+        cm["metadata"]["labels"]["rdg.infocast.io/group"],
+        "infocast"
+    );
+    assert_eq!(cm["metadata"]["labels"]["rdg.infocast.io/member"], "ics-b");
+    assert_eq!(
+        cm["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "rdg.infocast.io/v1alpha1", "kind": "RedundantGroup",
+                "name": "infocast", "uid": "0b8e3c3e-1111-2222-3333-444455556666"}])
+    );
+    let data = &cm["data"];
+    let status: Value = serde_json::from_str(data["status.json"].as_str().unwrap()).unwrap();
+    assert_eq!(status, first, "the agent's /status, verbatim");
+    assert_eq!(data["metrics.txt"], METRICS);
+    assert_eq!(data["pod"], "infocast-ics-b");
+    assert!(data["takenAt"].as_str().unwrap().ends_with('Z'), "{data}");
+    assert!(!cm.to_string().contains(TOKEN), "no switchover token in it");
+
+    // A state change is written at once (past the minimum gap); an unchanged report is not.
+    h.set_report(report("HS", 2, Some("ics-b")));
+    let second = wait_for("the agent report after the change", || {
+        h.world(|w| {
+            w.calls
+                .iter()
+                .filter(|c| c.is("PATCH", AGENT_REPORT))
+                .nth(1)
+                .cloned()
+        })
+    })
+    .await;
+    let status: Value =
+        serde_json::from_str(second.body["data"]["status.json"].as_str().unwrap()).unwrap();
+    assert_eq!(status["state"], "HS");
+    h.wait_rounds(10, 3).await;
+    assert_eq!(h.world(|w| w.count("PATCH", AGENT_REPORT)), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn an_unchanged_report_makes_no_request() {
     let h = Harness::start(report("SBS", 1, Some("ics-a"))).await;
     wait_for("the first writes", || {
         h.world(|w| {
             (w.count("PATCH", STATUS) == 1
                 && w.count("PATCH", POD) == 1
-                && w.count("POST", EVENTS) == 1)
+                && w.count("POST", EVENTS) == 1
+                && w.count("PATCH", AGENT_REPORT) == 1)
                 .then_some(())
         })
     })

@@ -7,12 +7,16 @@
 //! part of the status by the controller's own aggregation code. Where a command waits for the
 //! agents (`switchover --wait`), the test plays the controller's and the agents' part by
 //! patching the status. The apiextensions-apiserver serves neither Pods nor Events, which is
-//! how the plugin's "not served" paths are tested. Every command's output is printed.
+//! how the plugin's "not served" paths are tested. Nor does it serve ConfigMaps: for the
+//! agent reports of `report`, the plugin goes through [`ConfigMapFront`], which plays the
+//! ConfigMap API (an in-memory store) and forwards every other request to the real server;
+//! the reports in it are written by the reporter's own code. Every command's output is printed.
 
 use super::{NAMESPACE, base_group, install_crd, show, text};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rdg_core::State;
 use rdg_e2e::apiserver::ApiServer;
@@ -20,13 +24,18 @@ use rdg_e2e::rdg_binary;
 use rdg_operator::RedundantGroup;
 use rdg_operator::controller::apply_aggregate;
 use rdg_operator::render::render;
+use rdg_operator::reporter::K8sEnv;
 use rdg_operator::reporter::field_manager;
+use rdg_operator::reporter::snapshot::{Snapshot, agent_report, apply_agent_report};
 use rdg_operator::status::{Failover, MemberEntry, NetworkHealth};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const GROUP: &str = "infocast";
 /// An environment value the support bundle must never contain.
@@ -163,6 +172,206 @@ async fn aggregate(groups: &Api<RedundantGroup>, members: &[&str]) {
         .expect("apply the controller's status");
 }
 
+/// A plain-HTTP front of the API server for the plugin: `/api/v1/namespaces/*/configmaps/*`
+/// is played by an in-memory store (GET; PATCH stores the applied object as it is, without
+/// server-side apply's merging), everything else is forwarded to the real server with the
+/// test's client.
+struct ConfigMapFront {
+    /// Holds the front's kubeconfig.
+    kubeconfig: PathBuf,
+    /// The ConfigMaps by path.
+    store: Arc<Mutex<BTreeMap<String, Value>>>,
+}
+
+impl ConfigMapFront {
+    /// Starts the front on its own thread and runtime: the test blocks its own runtime while
+    /// the plugin runs.
+    fn start(api: &ApiServer) -> ConfigMapFront {
+        let store = Arc::new(Mutex::new(BTreeMap::new()));
+        let served = Arc::clone(&store);
+        let upstream_config = api.kubeconfig().to_path_buf();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the front");
+            rt.block_on(async move {
+                let upstream = rdg_e2e::apiserver::client_from(&upstream_config, None)
+                    .await
+                    .expect("a client of the API server");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let (upstream, store) = (upstream.clone(), Arc::clone(&served));
+                    tokio::spawn(async move { front_exchange(s, &upstream, &store).await });
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("the front's address");
+        let kubeconfig = api.dir().join("front.kubeconfig");
+        std::fs::write(&kubeconfig, front_kubeconfig(addr)).expect("write the front kubeconfig");
+        ConfigMapFront { kubeconfig, store }
+    }
+
+    async fn client(&self) -> kube::Client {
+        rdg_e2e::apiserver::client_from(&self.kubeconfig, None)
+            .await
+            .expect("a client of the front")
+    }
+}
+
+fn front_kubeconfig(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: front\n\
+         clusters: [{{name: front, cluster: {{server: \"http://{addr}\"}}}}]\n\
+         users: [{{name: front, user: {{}}}}]\n\
+         contexts: [{{name: front, context: {{cluster: front, user: front, namespace: {NAMESPACE}}}}}]\n"
+    )
+}
+
+/// One request on `s`, answered, then the connection closed.
+async fn front_exchange(
+    mut s: tokio::net::TcpStream,
+    upstream: &kube::Client,
+    store: &Mutex<BTreeMap<String, Value>>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let split = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (method, target) = (
+        first.next().unwrap_or("").to_string(),
+        first.next().unwrap_or("").to_string(),
+    );
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[split + 4..].to_vec();
+    while body.len() < length {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let is_config_map = path.starts_with("/api/v1/namespaces/")
+        && path.split('/').nth(5) == Some("configmaps")
+        && path.split('/').count() == 7;
+    let (code, content_type, answer) = if is_config_map {
+        let mut store = store.lock().unwrap();
+        let name = path.rsplit('/').next().unwrap_or("").to_string();
+        match method.as_str() {
+            "PATCH" => {
+                let mut obj: Value = serde_json::from_slice(&body).expect("an applied object");
+                obj["metadata"]["uid"] = json!(format!("front-{name}"));
+                obj["metadata"]["resourceVersion"] = json!("1");
+                store.insert(path, obj.clone());
+                (
+                    200,
+                    "application/json".to_string(),
+                    obj.to_string().into_bytes(),
+                )
+            }
+            "GET" if store.contains_key(&path) => (
+                200,
+                "application/json".to_string(),
+                store[&path].to_string().into_bytes(),
+            ),
+            _ => (
+                404,
+                "application/json".to_string(),
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "reason": "NotFound", "code": 404,
+                       "message": format!("configmaps \"{name}\" not found")})
+                .to_string()
+                .into_bytes(),
+            ),
+        }
+    } else {
+        let mut req = http::Request::builder()
+            .method(method.as_str())
+            .uri(&target);
+        for (k, v) in &headers {
+            if k == "accept" || k == "content-type" {
+                req = req.header(k, v);
+            }
+        }
+        let req = req.body(kube::client::Body::from(body)).expect("a request");
+        match upstream.send(req).await {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                let ct = resp
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("text/plain")
+                    .to_string();
+                let bytes = resp.into_body().collect_bytes().await.unwrap_or_default();
+                (code, ct, bytes.to_vec())
+            }
+            Err(e) => (502, "text/plain".to_string(), e.to_string().into_bytes()),
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {code} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        answer.len()
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(&answer).await;
+}
+
+/// Member `member`'s agent report, made and applied by the reporter's own functions (through
+/// `front`), as its reporter would after reading its agent's `/status` and `/metrics`.
+async fn keep_agent_report(
+    front: &kube::Client,
+    group: &RedundantGroup,
+    member: &str,
+    state: &str,
+) {
+    let env = K8sEnv {
+        group: GROUP.to_string(),
+        namespace: NAMESPACE.to_string(),
+        pod: format!("{GROUP}-{member}"),
+        node: format!("node-{}", &member[4..]),
+    };
+    let status = json!({
+        "group": GROUP, "member": member, "state": state, "temporal": "iNone", "epoch": 1,
+        "hot": "ics-a", "priority": 100, "leaseRemainingMs": null,
+        "netCheck": {"enabled": true, "ok": true, "targets": ["10.20.0.1"]},
+        "networks": [{"name": "primary", "address": "10.20.0.11", "multicast": null}],
+        "members": [], "vips": []
+    });
+    let snap = Snapshot {
+        status: status.to_string(),
+        metrics: format!(
+            "# TYPE rdg_state gauge\nrdg_state{{member=\"{member}\",state=\"{state}\"}} 1\n# EOF\n"
+        ),
+        taken_at: Timestamp::now() - SignedDuration::from_secs(20),
+    };
+    let cm = agent_report(&env, member, &group.object_ref(&()), &snap).expect("the group's uid");
+    apply_agent_report(&Api::namespaced(front.clone(), NAMESPACE), member, &cm)
+        .await
+        .expect("apply the agent report");
+}
+
 impl Fixture {
     /// `kubectl rdg ARGS` with `KUBECONFIG` set, run in `cwd`.
     fn command(&self, args: &[&str], cwd: &Path) -> Command {
@@ -294,10 +503,21 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     let out = f.rdg(&["status", GROUP, "-n", NAMESPACE, "-o", "xml"]);
     assert_eq!(code(&out), 2, "a usage error");
 
-    // The support bundle.
+    // The support bundle. Agents ics-a and ics-b have kept their reports; ics-c's has not.
+    let front = ConfigMapFront::start(&f.api);
+    let through_front = front.client().await;
+    let group = f.group().await;
+    keep_agent_report(&through_front, &group, "ics-a", "HS").await;
+    keep_agent_report(&through_front, &group, "ics-b", "SBS").await;
+    assert_eq!(front.store.lock().unwrap().len(), 2);
     let dir = f.api.dir().join("report");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let out = f.rdg_in(&["report", GROUP, "-n", NAMESPACE], &dir);
+    let mut report = f.command(&["report", GROUP, "-n", NAMESPACE], &dir);
+    let out = report
+        .env("KUBECONFIG", &front.kubeconfig)
+        .output()
+        .expect("run kubectl rdg report");
+    show("kubectl rdg report (through the ConfigMap front)", &out);
     assert_eq!(code(&out), 0);
     let bundles: Vec<String> = std::fs::read_dir(&dir)
         .expect("read the directory")
@@ -339,7 +559,12 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         "pods/infocast-ics-a.error.txt",
         "logs/infocast-ics-a.error.txt",
         "pods/infocast-ics-c.error.txt",
-        "agents/NOTE.txt",
+        "agents/ics-a/status.json",
+        "agents/ics-a/metrics.txt",
+        "agents/ics-a/SNAPSHOT.txt",
+        "agents/ics-b/status.json",
+        "agents/ics-b/metrics.txt",
+        "agents/ics-c/MISSING.txt",
     ] {
         assert!(files.contains(&want.to_string()), "{want} in {files:?}");
     }
@@ -355,6 +580,33 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     );
     assert!(read("status.yaml").contains("ics-c"));
     assert!(read("logs/infocast-ics-a.error.txt").contains("404"));
+    let status: Value =
+        serde_json::from_str(&read("agents/ics-b/status.json")).expect("status.json is JSON");
+    assert_eq!(
+        (&status["member"], &status["state"]),
+        (&json!("ics-b"), &json!("SBS"))
+    );
+    assert!(
+        read("agents/ics-a/metrics.txt").contains("rdg_state{member=\"ics-a\",state=\"HS\"} 1")
+    );
+    let snapshot = read("agents/ics-a/SNAPSHOT.txt");
+    println!("--- agents/ics-a/SNAPSHOT.txt\n{snapshot}");
+    assert!(
+        snapshot.contains("reporter of infocast-ics-a")
+            && snapshot.contains("infocast-ics-a-agent-report"),
+        "{snapshot}"
+    );
+    let readme = read("README.txt");
+    assert!(
+        readme.contains("agents/ics-b: agent /status and /metrics"),
+        "{readme}"
+    );
+    let missing = read("agents/ics-c/MISSING.txt");
+    println!("--- agents/ics-c/MISSING.txt\n{missing}");
+    assert!(
+        missing.contains("no ConfigMap broadcast/infocast-ics-c-agent-report"),
+        "{missing}"
+    );
     println!("--- events.error.txt\n{}", read("events.error.txt"));
 }
 

@@ -1,17 +1,20 @@
 //! `kubectl rdg report GROUP [-o FILE]`: a support bundle, a tar.gz of what the API server
-//! knows about the group: spec, status, Events, each member pod (as YAML) and its logs. What
-//! cannot be read is recorded as a `.error.txt` file beside where it would be, never fatal.
+//! knows about the group: spec, status, Events, each member pod (as YAML) and its logs, and
+//! each agent's `/status` and `/metrics` as its reporter last kept them in its agent-report
+//! ConfigMap. What cannot be read is recorded as a `.error.txt` file beside where it would be
+//! (a `MISSING.txt` for an agent report), never fatal.
 //! Secrets are never read, and every field named like a key, token or password is replaced by
 //! `<redacted>` (as is the value of an environment variable so named).
 
-use super::{Kube, api_error_text};
+use super::{Kube, api_error_text, not_served};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::LogParams;
 use rdg_operator::RedundantGroup;
-use rdg_operator::children::pod_name;
+use rdg_operator::children::{agent_report_name, pod_name};
+use rdg_operator::reporter::snapshot::{METRICS_KEY, POD_KEY, STATUS_KEY, TAKEN_AT_KEY};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,18 +163,83 @@ async fn gather(k: &Kube, group: &RedundantGroup) -> Files {
             }
         }
     }
-    files.push((
-        "agents/NOTE.txt".into(),
-        format!(
-            "The group's status carries each agent's report (status.yaml, members), not the \
-             agents' own /status and /metrics pages. To add them, on each member's node:\n  \
-             curl -s http://{0}/status\n  curl -s http://{0}/metrics\n",
-            group.spec.status.listen
-        ),
-    ));
+    let config_maps = k.api::<ConfigMap>();
+    for m in &group.spec.members {
+        let cm_name = agent_report_name(&name, &m.name);
+        let dir = format!("agents/{}", m.name);
+        let why = match config_maps.get(&cm_name).await {
+            Ok(cm) => match agent_files(&dir, &cm) {
+                Ok((mut agent, line)) => {
+                    notes.push(format!("{dir}: {line}"));
+                    files.append(&mut agent);
+                    continue;
+                }
+                Err(why) => format!("ConfigMap {}/{cm_name} {why}", k.namespace),
+            },
+            Err(e) if is_missing(&e) => format!(
+                "no ConfigMap {}/{cm_name}: member {}'s reporter has not written its agent's \
+                 /status and /metrics yet (its pod is not running, its agent has not answered \
+                 yet, or the member pods' Role lacks create/patch on configmaps)",
+                k.namespace, m.name
+            ),
+            Err(e) => format!("GET configmap {cm_name}: {}", api_error_text(&e)),
+        };
+        files.push((format!("{dir}/MISSING.txt"), format!("{why}\n")));
+    }
     notes.push(format!("{} files besides this one", files.len()));
     files.insert(0, ("README.txt".into(), notes.join("\n") + "\n"));
     files
+}
+
+/// Whether `e` says the object does not exist (on a server that serves its kind).
+fn is_missing(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(r) if r.code == 404) && !not_served(e)
+}
+
+/// The files of one agent report ConfigMap under `dir` (its `/status` redacted and indented,
+/// its `/metrics` as is) and a line for the README; or why it holds no report.
+pub fn agent_files(dir: &str, cm: &ConfigMap) -> Result<(Files, String), String> {
+    let data = cm.data.clone().unwrap_or_default();
+    let status = data
+        .get(STATUS_KEY)
+        .ok_or_else(|| format!("has no {STATUS_KEY}"))?;
+    let status = match serde_json::from_str::<Value>(status) {
+        Ok(mut v) => {
+            redact(&mut v);
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        // Cut by the reporter (too large): kept as it is.
+        Err(_) => status.clone(),
+    };
+    let taken = data
+        .get(TAKEN_AT_KEY)
+        .map_or("an unknown time", String::as_str);
+    let age = taken
+        .parse::<Timestamp>()
+        .ok()
+        .map(|t| {
+            format!(
+                " ({} s before this bundle)",
+                (Timestamp::now() - t).get_seconds()
+            )
+        })
+        .unwrap_or_default();
+    let pod = data.get(POD_KEY).map_or("an unknown pod", String::as_str);
+    let line = format!(
+        "agent /status and /metrics as read by the reporter of {pod} at {taken}{age}, from \
+         ConfigMap {}",
+        cm.metadata.name.as_deref().unwrap_or_default()
+    );
+    let mut files = vec![(format!("{dir}/status.json"), status)];
+    match data.get(METRICS_KEY) {
+        Some(m) => files.push((format!("{dir}/metrics.txt"), m.clone())),
+        None => files.push((
+            format!("{dir}/metrics.error.txt"),
+            format!("the ConfigMap has no {METRICS_KEY}\n"),
+        )),
+    }
+    files.push((format!("{dir}/SNAPSHOT.txt"), format!("{line}\n")));
+    Ok((files, line))
 }
 
 /// Writes `files` under the directory `top` into a gzip-compressed tar at `path`.

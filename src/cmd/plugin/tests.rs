@@ -92,6 +92,39 @@ fn secrets_are_redacted_and_the_rest_kept() {
 }
 
 #[test]
+fn an_agent_report_becomes_status_metrics_and_snapshot_files() {
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "infocast-ics-b-agent-report"},
+        "data": {"status.json": "{\"member\":\"ics-b\",\"apiToken\":\"s3cr3t\"}",
+                 "metrics.txt": "rdg_up 1\n", "takenAt": "2026-12-03T10:00:00Z",
+                 "pod": "infocast-ics-b"}
+    }))
+    .unwrap();
+    let (files, line) = report::agent_files("agents/ics-b", &cm).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "agents/ics-b/status.json",
+            "agents/ics-b/metrics.txt",
+            "agents/ics-b/SNAPSHOT.txt"
+        ]
+    );
+    assert!(!files[0].1.contains("s3cr3t") && files[0].1.contains("ics-b"));
+    assert_eq!(files[1].1, "rdg_up 1\n");
+    assert!(
+        line.contains("infocast-ics-b at 2026-12-03T10:00:00Z"),
+        "{line}"
+    );
+    let empty: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "x"}, "data": {}})).unwrap();
+    assert_eq!(
+        report::agent_files("agents/x", &empty).unwrap_err(),
+        "has no status.json"
+    );
+}
+
+#[test]
 fn the_screen_names_every_member_and_marks_the_fenced_one() {
     let now = Timestamp::now();
     let mut g = group(now);

@@ -27,7 +27,7 @@ pub use status::apply_aggregate;
 pub use switchover::SWITCHOVER_ANNOTATION;
 
 use crate::aggregate::aggregate;
-use crate::children::{GROUP_LABEL, MANAGER, PodDefaults, pods_hash};
+use crate::children::{AGENT_REPORT_COMPONENT, GROUP_LABEL, MANAGER, PodDefaults, pods_hash};
 use crate::metrics::ControllerMetrics;
 use crate::render::render;
 use crate::resource::RedundantGroup;
@@ -189,9 +189,13 @@ pub async fn run(
     .inspect_ok(move |ev| indexing.note_pod_event(ev))
     .backoff(watch_backoff())
     .touched_objects();
+    // The agents' report ConfigMaps carry the group label too, but are not the controller's.
+    let owned_cms = watcher::Config::default().labels(&format!(
+        "{GROUP_LABEL},app.kubernetes.io/component!={AGENT_REPORT_COMPONENT}"
+    ));
     let cm_events = reflector::reflector(
         cm_writer,
-        watcher(cms, owned.clone()).modify(|c: &mut ConfigMap| c.managed_fields_mut().clear()),
+        watcher(cms, owned_cms).modify(|c: &mut ConfigMap| c.managed_fields_mut().clear()),
     )
     .backoff(watch_backoff())
     .touched_objects();

@@ -1,7 +1,7 @@
-//! A tiny HTTP/1.1 client for the agent's own local endpoint (`GET /status`,
-//! `POST /switchover?to=` with the member's token): one short-lived connection per request, each bounded by a timeout,
-//! so a stuck agent can never stall the reporter. A full HTTP client stack would be more code
-//! to build than this for two loopback calls.
+//! A tiny HTTP/1.1 client for the agent's own local endpoint (`GET /status`, `GET /metrics`,
+//! `POST /switchover?to=` with the member's token): one short-lived connection per request,
+//! each bounded by a timeout, so a stuck agent can never stall the reporter. A full HTTP
+//! client stack would be more code to build than this for three loopback calls.
 
 use rdg_agent::status::StatusReport;
 use rdg_agent::switchover_token::Token;
@@ -93,11 +93,24 @@ impl AgentClient {
 
     /// `GET /status`.
     pub async fn status(&self) -> Result<StatusReport, AgentCallError> {
+        Ok(self.status_with_text().await?.0)
+    }
+
+    /// `GET /status`: the report and the JSON text it was read from (kept verbatim in the
+    /// agent report ConfigMap).
+    pub async fn status_with_text(&self) -> Result<(StatusReport, String), AgentCallError> {
         let body = self.call("GET", "/status").await?;
-        serde_json::from_slice(&body).map_err(|source| AgentCallError::Json {
+        let report = serde_json::from_slice(&body).map_err(|source| AgentCallError::Json {
             addr: self.addr,
             source,
-        })
+        })?;
+        Ok((report, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// `GET /metrics`: the agent's metrics as text (the endpoint needs no token).
+    pub async fn metrics(&self) -> Result<String, AgentCallError> {
+        let body = self.call("GET", "/metrics").await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// `POST /switchover?to=<to>`: asks the agent (the hot member) to hand over to `to`.

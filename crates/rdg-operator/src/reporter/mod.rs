@@ -1,7 +1,8 @@
 //! Kubernetes mode of the agent: a reporter that mirrors this member's live state into its
 //! `RedundantGroup` — it server-side-applies its own entry of `status.members` (field manager
 //! `rdg-member-<member>`), labels its pod `rdg.infocast.io/role=hot|standby`, publishes Events
-//! on transitions, and passes a pending switchover to its agent.
+//! on transitions, passes a pending switchover to its agent, and keeps a copy of its agent's
+//! `/status` and `/metrics` in a ConfigMap for support bundles.
 //!
 //! It only talks to the agent through the agent's local HTTP endpoint and runs on its own
 //! thread and runtime ([`ReporterThread`]), so nothing it does — a slow or unreachable API
@@ -10,7 +11,8 @@
 //!
 //! One concept per file: [`env`] (the environment contract), [`agent_client`] (the local
 //! endpoint), [`entry`] (report → member entry, when to write), [`notices`] (Events for a
-//! transition), [`switchover`] (when to hand over), [`run`] (the I/O loops).
+//! transition), [`switchover`] (when to hand over), [`snapshot`] (the agent report
+//! ConfigMap), [`run`] (the I/O loops).
 
 pub mod agent_client;
 pub mod entry;
@@ -19,6 +21,7 @@ pub mod env;
 mod fixtures;
 pub mod notices;
 pub mod run;
+pub mod snapshot;
 pub mod switchover;
 
 pub use env::{EnvError, K8sEnv};

@@ -1,6 +1,7 @@
-//! The reporter's I/O: five small loops joined on one current-thread runtime. One polls the
+//! The reporter's I/O: six small loops joined on one current-thread runtime. One polls the
 //! local agent and decides (with the pure pieces) what to write; the others each do one kind
-//! of API call — the member entry, the pod's role label, Events, the switchover watch. Writes
+//! of API call — the member entry, the pod's role label, Events, the switchover watch, the
+//! agent report ConfigMap. Writes
 //! are coalesced through `watch` channels (only the newest value is ever sent, one request in
 //! flight per kind), spaced by a minimum gap, and retried with exponential back-off on errors,
 //! so a slow or absent API server costs the agent nothing.
@@ -9,12 +10,13 @@ use super::agent_client::AgentClient;
 use super::entry::EntryTracker;
 use super::env::K8sEnv;
 use super::notices::{Notice, Severity, transition_notices};
+use super::snapshot::{Snapshot, SnapshotSchedule, agent_report, apply_agent_report};
 use super::switchover::SwitchoverTrigger;
 use crate::RedundantGroup;
 use crate::children::ROLE_LABEL;
 use crate::retry::{Backoff, Retry};
 use crate::status::MemberEntry;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -45,6 +47,10 @@ pub struct Tuning {
     pub log_quiet: Duration,
     /// How often the group is read for switchover requests.
     pub group_poll: Duration,
+    /// The agent report ConfigMap is written at most this often, state changes aside.
+    pub snapshot_every: Duration,
+    /// Least time between two agent report writes, also on state changes.
+    pub snapshot_min_gap: Duration,
 }
 
 impl Default for Tuning {
@@ -57,6 +63,8 @@ impl Default for Tuning {
             backoff: Backoff::REPORTER,
             log_quiet: Duration::from_secs(30),
             group_poll: Duration::from_secs(1),
+            snapshot_every: Duration::from_secs(60),
+            snapshot_min_gap: Duration::from_secs(10),
         }
     }
 }
@@ -120,6 +128,7 @@ pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output =
     let manager = field_manager(&cfg.member);
     let groups: Api<RedundantGroup> = Api::namespaced(client.clone(), &env.namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &env.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &env.namespace);
     let recorder = Recorder::new(
         client,
         Reporter {
@@ -138,8 +147,18 @@ pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output =
         ..ObjectReference::default()
     });
     let (event_tx, event_rx) = mpsc::channel::<Notice>(32);
+    let (snapshot_tx, snapshot_rx) = watch::channel(None::<(String, Timestamp)>);
+    let owner_rx = regarding_tx.subscribe();
 
-    let poll = poll_agent(&cfg, &agent, entry_tx, role_tx, state_tx, event_tx);
+    let poll = poll_agent(
+        &cfg,
+        &agent,
+        entry_tx,
+        role_tx,
+        state_tx,
+        event_tx,
+        snapshot_tx,
+    );
     let entries = keep_applied(entry_rx, t, "member status", |entry: MemberEntry| {
         let body = RedundantGroup::member_entry_patch(&env.group, &entry);
         let (groups, pp) = (&groups, PatchParams::apply(&manager).force());
@@ -165,9 +184,10 @@ pub async fn run(client: Client, cfg: ReporterConfig, stop: impl Future<Output =
     });
     let events = publish_events(event_rx, &recorder, regarding_rx, t);
     let switchover = watch_switchover(&cfg, &groups, &agent, state_rx, regarding_tx);
+    let snapshots = keep_agent_report(&cfg, &agent, &config_maps, snapshot_rx, owner_rx);
     tokio::select! {
         () = stop => tracing::info!("Kubernetes reporter stopped"),
-        _ = async { tokio::join!(poll, entries, labels, events, switchover) } => {}
+        _ = async { tokio::join!(poll, entries, labels, events, switchover, snapshots) } => {}
     }
 }
 
@@ -179,15 +199,18 @@ async fn poll_agent(
     role_tx: watch::Sender<Option<&'static str>>,
     state_tx: watch::Sender<Option<State>>,
     event_tx: mpsc::Sender<Notice>,
+    snapshot_tx: watch::Sender<Option<(String, Timestamp)>>,
 ) {
-    let mut tracker = EntryTracker::new(&cfg.env.pod, &cfg.env.node, cfg.tuning.refresh);
+    let t = &cfg.tuning;
+    let mut tracker = EntryTracker::new(&cfg.env.pod, &cfg.env.node, t.refresh);
+    let mut schedule = SnapshotSchedule::new(t.snapshot_every, t.snapshot_min_gap);
     let mut prev = None;
     let mut agent_ok = true;
     let mut tick = tokio::time::interval(cfg.tuning.poll);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let report = match agent.status().await {
+        let (report, text) = match agent.status_with_text().await {
             Ok(r) => r,
             Err(e) => {
                 // Normal while the agent starts; worth a warning once it had answered.
@@ -202,8 +225,12 @@ async fn poll_agent(
         };
         agent_ok = true;
         let now = Instant::now().into_std();
-        if let Some(entry) = tracker.observe(&report, now, Timestamp::now()) {
+        let wall = Timestamp::now();
+        if let Some(entry) = tracker.observe(&report, now, wall) {
             entry_tx.send_replace(Some(entry));
+        }
+        if schedule.due(report.state, now) {
+            snapshot_tx.send_replace(Some((text, wall)));
         }
         let role = role_of(report.state);
         role_tx.send_if_modified(|r| {
@@ -250,6 +277,39 @@ async fn keep_applied<T, F, Fut>(
             }
         }
     }
+}
+
+/// Writes the agent report ConfigMap with each `/status` text handed out (and `/metrics` read
+/// just then), once the group has been read: the ConfigMap's owner reference needs its uid.
+async fn keep_agent_report(
+    cfg: &ReporterConfig,
+    agent: &AgentClient,
+    config_maps: &Api<ConfigMap>,
+    rx: watch::Receiver<Option<(String, Timestamp)>>,
+    mut group: watch::Receiver<ObjectReference>,
+) {
+    if group.wait_for(|g| g.uid.is_some()).await.is_err() {
+        return;
+    }
+    let group = &group;
+    keep_applied(rx, &cfg.tuning, "agent report", |(status, taken_at)| {
+        let owner = group.borrow().clone();
+        async move {
+            let metrics = match agent.metrics().await {
+                Ok(m) => m,
+                Err(e) => format!("# the agent's /metrics could not be read: {e}\n"),
+            };
+            let snap = Snapshot {
+                status,
+                metrics,
+                taken_at,
+            };
+            let cm = agent_report(&cfg.env, &cfg.member, &owner, &snap)
+                .expect("the group's uid is known");
+            apply_agent_report(config_maps, &cfg.member, &cm).await
+        }
+    })
+    .await;
 }
 
 /// Publishes queued Events about the group; on errors waits (back-off) and goes on with the
