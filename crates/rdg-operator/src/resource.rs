@@ -74,6 +74,13 @@ pub const GROUP: &str = "rdg.infocast.io";
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Fenced",
+        type_ = "string",
+        json_path = ".status.fenced",
+        description = "Members fenced for maintenance (kubectl get rdg -o wide)",
+        priority = "1"
     )
 )]
 // The duration rules skip a value the field's pattern (crd::DURATION_PATTERN) already refuses,

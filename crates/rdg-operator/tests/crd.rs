@@ -234,6 +234,7 @@ fn printer_columns() {
         ("Phase", ".status.phase"),
         ("VIP", ".spec.vips[0].address"),
         ("Age", ".metadata.creationTimestamp"),
+        ("Fenced", ".status.fenced"),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()

@@ -745,6 +745,15 @@ async fn kubectl_rdg_fence_is_kept_in_the_spec_and_renders_priority_0() {
     println!("rendered priorities with ics-a fenced: {prio:?}");
     aggregate(&f.groups, &["ics-a", "ics-b", "ics-c"]).await;
     assert_eq!(f.group().await.status.unwrap().fenced, ["ics-a"]);
+    // `kubectl get rdg -o wide` shows it too (the Fenced column is a wide one).
+    let wide = f
+        .api
+        .kubectl(&["get", "rdg", GROUP, "-n", NAMESPACE, "-o", "wide"]);
+    let wide = text(&wide.stdout);
+    println!("--- kubectl get rdg -o wide\n{wide}");
+    let mut lines = wide.lines();
+    assert!(lines.next().is_some_and(|h| h.contains("FENCED")), "{wide}");
+    assert!(lines.next().is_some_and(|r| r.contains("ics-a")), "{wide}");
     let out = f.rdg(&["status", GROUP, "-n", NAMESPACE]);
     assert!(text(&out.stdout).contains("FENCED"));
 
