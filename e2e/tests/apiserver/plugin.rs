@@ -174,8 +174,9 @@ async fn aggregate(groups: &Api<RedundantGroup>, members: &[&str]) {
 
 /// A plain-HTTP front of the API server for the plugin: `/api/v1/namespaces/*/configmaps/*`
 /// is played by an in-memory store (GET; PATCH stores the applied object as it is, without
-/// server-side apply's merging), everything else is forwarded to the real server with the
-/// test's client.
+/// server-side apply's merging), and so are the pods and their logs the test puts in it (this
+/// server runs no kubelet: `pods/NAME` and `pods/NAME/log?container=C` answer from the store,
+/// 404 otherwise); everything else is forwarded to the real server with the test's client.
 struct ConfigMapFront {
     /// Holds the front's kubeconfig.
     kubeconfig: PathBuf,
@@ -275,7 +276,35 @@ async fn front_exchange(
     let is_config_map = path.starts_with("/api/v1/namespaces/")
         && path.split('/').nth(5) == Some("configmaps")
         && path.split('/').count() == 7;
-    let (code, content_type, answer) = if is_config_map {
+    let is_pod = path.starts_with("/api/v1/namespaces/")
+        && path.split('/').nth(5) == Some("pods")
+        && (path.split('/').count() == 7
+            || (path.split('/').count() == 8 && path.ends_with("/log")));
+    let (code, content_type, answer) = if is_pod && method == "GET" {
+        let key = match target.split_once("container=") {
+            Some((_, rest)) if path.ends_with("/log") => {
+                format!("{path}?container={}", rest.split('&').next().unwrap_or(""))
+            }
+            _ => path.clone(),
+        };
+        match store.lock().unwrap().get(&key) {
+            Some(Value::String(log)) => (200, "text/plain".to_string(), log.clone().into_bytes()),
+            Some(obj) => (
+                200,
+                "application/json".to_string(),
+                obj.to_string().into_bytes(),
+            ),
+            None => (
+                404,
+                "application/json".to_string(),
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "reason": "NotFound", "code": 404,
+                       "message": format!("{key} not found")})
+                .to_string()
+                .into_bytes(),
+            ),
+        }
+    } else if is_config_map {
         let mut store = store.lock().unwrap();
         let name = path.rsplit('/').next().unwrap_or("").to_string();
         match method.as_str() {
@@ -510,6 +539,32 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     keep_agent_report(&through_front, &group, "ics-a", "HS").await;
     keep_agent_report(&through_front, &group, "ics-b", "SBS").await;
     assert_eq!(front.store.lock().unwrap().len(), 2);
+    // ics-a's pod as the kubelet runs it, and its containers' logs (no kubelet here).
+    let pod_path = format!("/api/v1/namespaces/{NAMESPACE}/pods/{GROUP}-ics-a");
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{GROUP}-ics-a"), "namespace": NAMESPACE},
+        "spec": {
+            "nodeName": "node-a",
+            "initContainers": [{"name": "agent", "image": "rdg:test", "restartPolicy": "Always"}],
+            "containers": [{"name": "carousel", "image": "rdg:test",
+                            "env": [{"name": "SMTP_PASSWORD", "value": SECRET_VALUE}]}],
+        },
+        "status": {"phase": "Running"},
+    });
+    {
+        let mut store = front.store.lock().unwrap();
+        store.insert(pod_path.clone(), pod);
+        for (c, line) in [
+            ("agent", "became HOT (epoch 1, takeover)"),
+            ("carousel", "Processing \"bootcast_1900\""),
+        ] {
+            store.insert(
+                format!("{pod_path}/log?container={c}"),
+                Value::String(format!("2026-12-03T10:00:00.000000000Z {line}\n")),
+            );
+        }
+    }
     let dir = f.api.dir().join("report");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut report = f.command(&["report", GROUP, "-n", NAMESPACE], &dir);
@@ -556,8 +611,11 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         "spec.yaml",
         "status.yaml",
         "events.error.txt",
-        "pods/infocast-ics-a.error.txt",
-        "logs/infocast-ics-a.error.txt",
+        "pods/infocast-ics-a.yaml",
+        "logs/infocast-ics-a/agent.log",
+        "logs/infocast-ics-a/carousel.log",
+        "pods/infocast-ics-b.error.txt",
+        "logs/infocast-ics-b.error.txt",
         "pods/infocast-ics-c.error.txt",
         "agents/ics-a/status.json",
         "agents/ics-a/metrics.txt",
@@ -579,7 +637,15 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         "{spec}"
     );
     assert!(read("status.yaml").contains("ics-c"));
-    assert!(read("logs/infocast-ics-a.error.txt").contains("404"));
+    assert!(read("logs/infocast-ics-b.error.txt").contains("404"));
+    assert!(read("logs/infocast-ics-a/agent.log").contains("became HOT"));
+    assert!(read("logs/infocast-ics-a/carousel.log").contains("bootcast_1900"));
+    let pod_yaml = read("pods/infocast-ics-a.yaml");
+    println!("--- pods/infocast-ics-a.yaml of the bundle\n{pod_yaml}");
+    assert!(
+        pod_yaml.contains("node-a") && pod_yaml.contains("SMTP_PASSWORD"),
+        "{pod_yaml}"
+    );
     let status: Value =
         serde_json::from_str(&read("agents/ics-b/status.json")).expect("status.json is JSON");
     assert_eq!(
