@@ -125,6 +125,8 @@ pub struct Kubelet<'a> {
 /// - `configMap` volumes become a `hostPath` directory with the ConfigMap's keys as files,
 ///   which is what the kubelet writes;
 /// - `fieldRef` environment variables get their value (podman knows no `spec.nodeName`);
+/// - container ports of a host-network pod are dropped: the process binds the node's port
+///   itself, and podman refuses port mappings on the host network;
 /// - the service account's token becomes a kubeconfig file (client certificate) mounted at
 ///   [`KUBECONFIG_PATH`] with `KUBECONFIG` set: the API server here has no ServiceAccounts;
 /// - scheduling fields (`nodeName`, `nodeSelector`, `tolerations`, `serviceAccountName`,
@@ -209,8 +211,17 @@ pub fn translate(pod: &Pod, kubelet: &Kubelet) -> Result<(Pod, Vec<String>), Str
     }
 
     // Containers.
+    let host_network = spec.host_network == Some(true);
     let inits = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(inits) {
+        // On the host network a container port is the host's port, which the process binds
+        // itself; a kubelet maps nothing, and podman refuses to map on the host network.
+        if host_network && c.ports.take().is_some() {
+            notes.push(format!(
+                "containers[{}].ports -> dropped, on the host network the process binds the node's port",
+                c.name
+            ));
+        }
         for (probe, kind) in [
             (&mut c.liveness_probe, "livenessProbe"),
             (&mut c.readiness_probe, "readinessProbe"),
@@ -342,5 +353,53 @@ pub fn logs(name: &str) -> String {
             String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
         }
         Err(e) => format!("podman logs {name}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerPort, PodSpec};
+
+    fn pod(host_network: bool) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                host_network: Some(host_network),
+                containers: vec![Container {
+                    name: "carousel".into(),
+                    ports: Some(vec![ContainerPort {
+                        container_port: 9101,
+                        ..ContainerPort::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn container_ports_of_a_host_network_pod_are_dropped_and_named() {
+        let dir = std::env::temp_dir().join(format!("rdg-e2e-translate-{}", std::process::id()));
+        let kubelet = Kubelet {
+            pod_dir: &dir,
+            config_maps: &BTreeMap::new(),
+            kubeconfig: Path::new("/nonexistent/kubeconfig"),
+        };
+        let (out, notes) = translate(&pod(true), &kubelet).unwrap();
+        assert_eq!(out.spec.unwrap().containers[0].ports, None);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("containers[carousel].ports -> dropped")),
+            "{notes:?}"
+        );
+        let (out, notes) = translate(&pod(false), &kubelet).unwrap();
+        assert_eq!(
+            out.spec.unwrap().containers[0].ports.as_ref().map(Vec::len),
+            Some(1)
+        );
+        assert!(!notes.iter().any(|n| n.contains("ports")), "{notes:?}");
     }
 }
