@@ -10,6 +10,13 @@
 //! Each test starts its own server (a second or two) and is skipped loudly when the server's
 //! binaries are not built and cannot be built here.
 
+/// `println!` that also keeps the line in the running test's transcript (see [`transcript`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::transcript(format_args!($($arg)*))
+    };
+}
+
 mod lab;
 mod plugin;
 
@@ -51,8 +58,42 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Prints a kubectl run (the command, its exit status, stdout, stderr).
+/// Prints `text` and appends it to `<target>/tmp/transcripts/<test name>.txt` (emptied on this
+/// process's first line for that test), so that CI can show what the commands printed without
+/// running the tests again uncaptured.
+fn transcript(text: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::Mutex;
+    static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    println!("{text}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("transcripts");
+    let path = dir.join(format!("{test}.txt"));
+    let first = {
+        let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
+        let first = !started.contains(&test);
+        if first {
+            started.push(test);
+        }
+        first
+    };
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(!first)
+            .write(true)
+            .truncate(first)
+            .open(&path)?;
+        writeln!(f, "{text}")
+    });
+    written.unwrap_or_else(|e| panic!("transcript {}: {e}", path.display()));
+}
+
 fn show(what: &str, out: &Output) {
-    println!(
+    say!(
         "--- {what}: {}\n{}{}",
         out.status,
         text(&out.stdout),

@@ -605,7 +605,7 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         }
     }
     files.sort();
-    println!("bundle {bundle}: {files:#?}");
+    say!("bundle {bundle}: {files:#?}");
     for want in [
         "README.txt",
         "spec.yaml",
@@ -631,7 +631,7 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         assert!(!read(f).contains(SECRET_VALUE), "{f} leaks the secret");
     }
     let spec = read("spec.yaml");
-    println!("--- spec.yaml of the bundle\n{spec}");
+    say!("--- spec.yaml of the bundle\n{spec}");
     assert!(
         spec.contains("TX_MODE") && spec.contains("<redacted>"),
         "{spec}"
@@ -641,7 +641,7 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
     assert!(read("logs/infocast-ics-a/agent.log").contains("became HOT"));
     assert!(read("logs/infocast-ics-a/carousel.log").contains("bootcast_1900"));
     let pod_yaml = read("pods/infocast-ics-a.yaml");
-    println!("--- pods/infocast-ics-a.yaml of the bundle\n{pod_yaml}");
+    say!("--- pods/infocast-ics-a.yaml of the bundle\n{pod_yaml}");
     assert!(
         pod_yaml.contains("node-a") && pod_yaml.contains("SMTP_PASSWORD"),
         "{pod_yaml}"
@@ -656,7 +656,7 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         read("agents/ics-a/metrics.txt").contains("rdg_state{member=\"ics-a\",state=\"HS\"} 1")
     );
     let snapshot = read("agents/ics-a/SNAPSHOT.txt");
-    println!("--- agents/ics-a/SNAPSHOT.txt\n{snapshot}");
+    say!("--- agents/ics-a/SNAPSHOT.txt\n{snapshot}");
     assert!(
         snapshot.contains("reporter of infocast-ics-a")
             && snapshot.contains("infocast-ics-a-agent-report"),
@@ -668,12 +668,12 @@ async fn kubectl_rdg_status_shows_the_group_and_its_data() {
         "{readme}"
     );
     let missing = read("agents/ics-c/MISSING.txt");
-    println!("--- agents/ics-c/MISSING.txt\n{missing}");
+    say!("--- agents/ics-c/MISSING.txt\n{missing}");
     assert!(
         missing.contains("no ConfigMap broadcast/infocast-ics-c-agent-report"),
         "{missing}"
     );
-    println!("--- events.error.txt\n{}", read("events.error.txt"));
+    say!("--- events.error.txt\n{}", read("events.error.txt"));
 }
 
 #[tokio::test]
@@ -808,7 +808,7 @@ async fn kubectl_rdg_fence_is_kept_in_the_spec_and_renders_priority_0() {
     let rendered = render(GROUP, &g.spec).expect("a valid spec");
     let prio: Vec<u16> = rendered.config.members.iter().map(|m| m.priority).collect();
     assert_eq!(prio, [0, 50, 10]);
-    println!("rendered priorities with ics-a fenced: {prio:?}");
+    say!("rendered priorities with ics-a fenced: {prio:?}");
     aggregate(&f.groups, &["ics-a", "ics-b", "ics-c"]).await;
     assert_eq!(f.group().await.status.unwrap().fenced, ["ics-a"]);
     // `kubectl get rdg -o wide` shows it too (the Fenced column is a wide one).
@@ -816,7 +816,7 @@ async fn kubectl_rdg_fence_is_kept_in_the_spec_and_renders_priority_0() {
         .api
         .kubectl(&["get", "rdg", GROUP, "-n", NAMESPACE, "-o", "wide"]);
     let wide = text(&wide.stdout);
-    println!("--- kubectl get rdg -o wide\n{wide}");
+    say!("--- kubectl get rdg -o wide\n{wide}");
     let mut lines = wide.lines();
     assert!(lines.next().is_some_and(|h| h.contains("FENCED")), "{wide}");
     assert!(lines.next().is_some_and(|r| r.contains("ics-a")), "{wide}");
