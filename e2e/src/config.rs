@@ -169,6 +169,35 @@ impl Carousel {
 }
 
 impl GroupConfig {
+    /// The `timeouts:` entries: `election`, and where the heartbeat is so slow that the
+    /// defaults of the others would be refused (each must cover two intervals; `waitingHot`
+    /// must exceed the election plus the heartbeat timeout), those stretched to fit.
+    fn timeouts(&self) -> Vec<String> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut t = vec![format!("election: {}", ms(self.election))];
+        let two_beats = self.interval * 2;
+        let default_waiting_hot = Duration::from_secs(2);
+        let election_and_timeout = self.election + self.timeout;
+        if two_beats > Duration::from_millis(500) || election_and_timeout >= default_waiting_hot {
+            let waiting_hot = if election_and_timeout >= default_waiting_hot {
+                election_and_timeout + self.interval
+            } else {
+                default_waiting_hot
+            };
+            t.push(format!("waitingHot: {}", ms(waiting_hot)));
+            for (key, default_ms) in [
+                ("waitingReadyHot", 1000),
+                ("startingToStandby", 500),
+                ("toStandbyWaitForHot", 2000),
+                ("toStandbyWaitAnsConn", 1000),
+            ] {
+                let d = two_beats.max(Duration::from_millis(default_ms));
+                t.push(format!("{key}: {}", ms(d)));
+            }
+        }
+        t
+    }
+
     /// The design's example group: ics-a (100), ics-b (50), ics-c (10) on two networks,
     /// interval 100 ms, timeout 500 ms, election 1 s, net check on 10.0.0.1 (100 ms).
     pub fn three_members() -> GroupConfig {
@@ -256,7 +285,7 @@ impl GroupConfig {
         }
         let _ = writeln!(y, "preempt: {}", self.preempt);
         let _ = writeln!(y, "preemptDelay: {}", ms(self.preempt_delay));
-        let _ = writeln!(y, "timeouts: {{election: {}}}", ms(self.election));
+        let _ = writeln!(y, "timeouts: {{{}}}", self.timeouts().join(", "));
         let targets: Vec<String> = self
             .net_check_targets
             .iter()
@@ -306,5 +335,31 @@ impl GroupConfig {
             );
         }
         y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Heartbeats from 10 ms to 2 s (the lossy sweep's range) give files the agent accepts.
+    #[test]
+    fn slow_and_fast_heartbeats_render_valid_files() {
+        for interval_ms in [10, 20, 100, 250, 300, 500, 1000, 2000] {
+            let mut c = GroupConfig::three_members();
+            c.interval = Duration::from_millis(interval_ms);
+            c.timeout = c.interval * 3;
+            c.election = Duration::from_secs(1).max(c.timeout);
+            let yaml = c.render(
+                Path::new("/dev/shm/x.role"),
+                None,
+                Path::new("/nonexistent"),
+            );
+            let parsed = rdg_core::config::GroupConfig::from_yaml(&yaml)
+                .unwrap_or_else(|e| panic!("{interval_ms} ms: {e}\n{yaml}"));
+            if let Err(problems) = parsed.validate() {
+                panic!("{interval_ms} ms: {problems:?}\n{yaml}");
+            }
+        }
     }
 }

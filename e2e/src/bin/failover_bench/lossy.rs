@@ -41,11 +41,13 @@ pub struct Settings {
     pub seconds: Duration,
     /// Host deaths measured at the shortest stable interval.
     pub outage_trials: usize,
+    /// The tools swept, in this order.
+    pub tools: Vec<Tool>,
 }
 
 /// The tools compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tool {
     Rdg,
     Keepalived,
 }
@@ -88,7 +90,7 @@ pub fn run(s: &Settings) -> (Value, Vec<String>) {
         "outage_with_loss": true,
         "keepalived_version": keepalived_version.as_ref().ok(),
     });
-    for tool in [Tool::Rdg, Tool::Keepalived] {
+    for &tool in &s.tools {
         let mut per_loss = Vec::new();
         if tool == Tool::Rdg || keepalived_version.is_ok() {
             for &percent in &s.losses {

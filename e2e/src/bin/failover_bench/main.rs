@@ -8,7 +8,7 @@
 //!     [--skip-outage]
 //!     [--loss-seconds S] [--skip-loss]
 //!     [--lossy] [--lossy-quick] [--lossy-losses P,P] [--lossy-intervals-ms MS,MS,...]
-//!     [--lossy-seconds S] [--lossy-outage-trials N] [--only PART,PART]
+//!     [--lossy-seconds S] [--lossy-outage-trials N] [--lossy-tools TOOL,TOOL] [--only PART,PART]
 //! ```
 //!
 //! The lossy sweep in short, e.g. in CI (one setting per tool at 20 % loss, a few minutes):
@@ -133,6 +133,10 @@ struct Options {
     /// Host deaths measured at the shortest stable setting [default: 20].
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     lossy_outage_trials: Option<usize>,
+    /// Tools of the lossy sweep (to sweep them in two processes side by side, say)
+    /// [default: rdg,keepalived].
+    #[arg(long, value_name = "TOOL,TOOL", value_delimiter = ',')]
+    lossy_tools: Option<Vec<lossy::Tool>>,
     /// Run only these parts.
     #[arg(long, value_name = "PART,PART", value_delimiter = ',')]
     only: Vec<Part>,
@@ -157,6 +161,7 @@ impl Options {
                     || self.lossy_intervals_ms.is_some()
                     || self.lossy_seconds.is_some()
                     || self.lossy_outage_trials.is_some()
+                    || self.lossy_tools.is_some()
             }
         }
     }
@@ -185,6 +190,10 @@ impl Options {
             outage_trials: self
                 .lossy_outage_trials
                 .unwrap_or(if quick { 5 } else { 20 }),
+            tools: self
+                .lossy_tools
+                .clone()
+                .unwrap_or_else(|| vec![lossy::Tool::Rdg, lossy::Tool::Keepalived]),
         }
     }
 }
@@ -269,6 +278,13 @@ mod tests {
         let o = Options::parse_from(["failover_bench", "--lossy-seconds", "30"]);
         assert!(o.runs(Part::Lossy));
         assert_eq!(o.lossy_settings().losses, [20, 5]);
+        assert_eq!(
+            o.lossy_settings().tools,
+            [lossy::Tool::Rdg, lossy::Tool::Keepalived]
+        );
+        let o = Options::parse_from(["failover_bench", "--lossy-tools", "keepalived"]);
+        assert!(o.runs(Part::Lossy));
+        assert_eq!(o.lossy_settings().tools, [lossy::Tool::Keepalived]);
         assert!(Options::try_parse_from(["failover_bench", "--outage-rates", "0"]).is_err());
         assert!(Options::try_parse_from(["failover_bench", "--trials", "0"]).is_err());
     }
