@@ -175,24 +175,25 @@ impl GroupConfig {
     fn timeouts(&self) -> Vec<String> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut t = vec![format!("election: {}", ms(self.election))];
+        let defaults = rdg_core::config::Timeouts::default();
         let two_beats = self.interval * 2;
-        let default_waiting_hot = Duration::from_secs(2);
         let election_and_timeout = self.election + self.timeout;
-        if two_beats > Duration::from_millis(500) || election_and_timeout >= default_waiting_hot {
-            let waiting_hot = if election_and_timeout >= default_waiting_hot {
+        let awaiting = [
+            ("waitingReadyHot", defaults.waiting_ready_hot.0),
+            ("startingToStandby", defaults.starting_to_standby.0),
+            ("toStandbyWaitForHot", defaults.to_standby_wait_for_hot.0),
+            ("toStandbyWaitAnsConn", defaults.to_standby_wait_ans_conn.0),
+        ];
+        let waiting_hot_too_short = election_and_timeout >= defaults.waiting_hot.0;
+        if waiting_hot_too_short || awaiting.iter().any(|&(_, d)| d < two_beats) {
+            let waiting_hot = if waiting_hot_too_short {
                 election_and_timeout + self.interval
             } else {
-                default_waiting_hot
+                defaults.waiting_hot.0
             };
             t.push(format!("waitingHot: {}", ms(waiting_hot)));
-            for (key, default_ms) in [
-                ("waitingReadyHot", 1000),
-                ("startingToStandby", 500),
-                ("toStandbyWaitForHot", 2000),
-                ("toStandbyWaitAnsConn", 1000),
-            ] {
-                let d = two_beats.max(Duration::from_millis(default_ms));
-                t.push(format!("{key}: {}", ms(d)));
+            for (key, default) in awaiting {
+                t.push(format!("{key}: {}", ms(two_beats.max(default))));
             }
         }
         t

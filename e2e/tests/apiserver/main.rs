@@ -57,7 +57,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Prints a kubectl run (the command, its exit status, stdout, stderr).
 /// Prints `text` and appends it to `<target>/tmp/transcripts/<test name>.txt` (emptied on this
 /// process's first line for that test), so that CI can show what the commands printed without
 /// running the tests again uncaptured.
@@ -92,6 +91,7 @@ fn transcript(text: std::fmt::Arguments) {
     written.unwrap_or_else(|e| panic!("transcript {}: {e}", path.display()));
 }
 
+/// Prints a kubectl run (the command, its exit status, stdout, stderr).
 fn show(what: &str, out: &Output) {
     say!(
         "--- {what}: {}\n{}{}",
