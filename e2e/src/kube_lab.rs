@@ -387,7 +387,7 @@ pub fn group_manifest(config: &GroupConfig) -> Value {
     })
 }
 
-/// The ConfigMap holding the carousel's objects (see [`Carousel::object_bytes`]).
+/// The ConfigMap holding the carousel's objects (see [`crate::config::Carousel::object_bytes`]).
 pub fn objects_config_map_name(config: &GroupConfig) -> String {
     format!("{}-objects", config.name)
 }

@@ -6,7 +6,7 @@
 //! on is known without asking the kernel.
 //!
 //! Receiving costs one `recvmmsg` per wake-up: it reads every queued datagram (up to
-//! [`BATCH`]), and a short batch proves the socket drained, so the readiness is cleared without
+//! `BATCH`), and a short batch proves the socket drained, so the readiness is cleared without
 //! the extra read that would only answer "would block".
 
 use crate::metrics::{Metrics, net};
@@ -318,7 +318,7 @@ fn multicast_receiver(
     Ok(s)
 }
 
-/// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams, reused across calls.
+/// Buffers for one `recvmmsg` of up to `BATCH` datagrams, reused across calls.
 pub struct Batch {
     bufs: Vec<[u8; RECV_BUF]>,
     got: Vec<(usize, Option<SocketAddr>)>,

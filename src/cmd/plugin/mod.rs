@@ -246,7 +246,7 @@ fn api_error_text(e: &kube::Error) -> String {
     }
 }
 
-/// The invoked program's file name (argv[0]'s last component).
+/// The invoked program's file name (the last component of `argv[0]`).
 pub fn invoked_as() -> Option<String> {
     let arg0 = std::env::args_os().next()?;
     let name = std::path::Path::new(&arg0).file_name()?;

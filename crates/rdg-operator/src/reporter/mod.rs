@@ -9,7 +9,7 @@
 //! server included — can delay heartbeats or failover. Everything is best-effort: rate-limited,
 //! coalesced, retried with back-off, logged, never fatal.
 //!
-//! One concept per file: [`env`] (the environment contract), [`agent_client`] (the local
+//! One concept per file: [`env`](mod@env) (the environment contract), [`agent_client`] (the local
 //! endpoint), [`entry`] (report → member entry, when to write), [`notices`] (Events for a
 //! transition), [`switchover`] (when to hand over), [`snapshot`] (the agent report
 //! ConfigMap), [`run`] (the I/O loops).
