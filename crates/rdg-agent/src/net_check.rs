@@ -92,10 +92,6 @@ impl NetChecker {
         let per_round = (self.targets.len() as u16).saturating_mul(ECHO_SLOTS as u16);
         let mut seq = round.wrapping_mul(per_round);
         let mut inflight = FuturesUnordered::new();
-        // One timer for the whole round, moved from slot to slot: a timer set earlier than the
-        // runtime's next wake-up costs a system call, so the round sets as few as it can.
-        let timer = tokio::time::sleep_until(start + spacing);
-        tokio::pin!(timer);
         for slot in 1..=ECHO_SLOTS {
             for (i, &target) in self.targets.iter().enumerate() {
                 if slot == 1 && i != first {
@@ -103,13 +99,12 @@ impl NetChecker {
                 }
                 let client = if target.is_ipv4() { &self.v4 } else { &self.v6 };
                 let Some(client) = client else { continue };
+                let wait = end.saturating_duration_since(tokio::time::Instant::now());
                 let echo_seq = PingSequence(seq);
                 seq = seq.wrapping_add(1);
                 inflight.push(async move {
                     let mut pinger = client.pinger(target, ident).await;
-                    // The round's end bounds every echo (unanswered ones are dropped then), so
-                    // the pinger's own timer is set past it, where it never fires.
-                    pinger.timeout(self.timeout * 2);
+                    pinger.timeout(wait);
                     pinger.ping(echo_seq, &[0u8; 16]).await.is_ok()
                 });
             }
@@ -119,9 +114,6 @@ impl NetChecker {
             } else {
                 start + spacing * slot
             };
-            if timer.deadline() != until {
-                timer.as_mut().reset(until);
-            }
             loop {
                 tokio::select! {
                     answered = inflight.next() => match answered {
@@ -129,11 +121,11 @@ impl NetChecker {
                         Some(false) => continue,
                         // Nothing in flight: wait for the next slot (or the end).
                         None => {
-                            timer.as_mut().await;
+                            tokio::time::sleep_until(until).await;
                             break;
                         }
                     },
-                    () = timer.as_mut() => break,
+                    () = tokio::time::sleep_until(until) => break,
                 }
             }
         }

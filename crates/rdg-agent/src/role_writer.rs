@@ -8,9 +8,6 @@
 //!
 //! One lock orders every write, so a renewal written by the thread can never land after a
 //! synchronous release.
-//!
-//! A role file on tmpfs cannot stall on a disk, so there renewals are written in place, on the
-//! agent loop: the thread's wake-up and sleep (two system calls per heartbeat) buy nothing.
 
 use crate::role_file::{self, RoleFileError, RoleRecord};
 use std::path::{Path, PathBuf};
@@ -50,12 +47,11 @@ struct Shared {
     write: Mutex<()>,
 }
 
-/// The role file's writer: [`RoleWriter::renew`] in the background (or in place on tmpfs),
-/// [`RoleWriter::write_now`] synchronously.
+/// The role file's writer: [`RoleWriter::renew`] in the background, [`RoleWriter::write_now`]
+/// synchronously.
 #[derive(Debug)]
 pub struct RoleWriter {
     shared: Arc<Shared>,
-    /// The renewal thread (None: renewals are written in place).
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -65,27 +61,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RoleWriter {
-    /// The writer of the role file at `path`: renewals in place when it is on tmpfs, else on
-    /// a writer thread started here.
+    /// Starts the writer thread for the role file at `path`.
     pub fn new(path: &Path) -> std::io::Result<RoleWriter> {
-        let in_memory = role_file::on_tmpfs(path).unwrap_or(false);
-        RoleWriter::with_thread(path, !in_memory)
-    }
-
-    /// The writer of the role file at `path`, renewing on a thread of its own when `thread`.
-    fn with_thread(path: &Path, thread: bool) -> std::io::Result<RoleWriter> {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             slot: Mutex::new(Slot::default()),
             wake: Condvar::new(),
             write: Mutex::new(()),
         });
-        if !thread {
-            return Ok(RoleWriter {
-                shared,
-                thread: None,
-            });
-        }
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("role-file".into())
@@ -96,15 +79,8 @@ impl RoleWriter {
         })
     }
 
-    /// Queues a lease renewal and returns at once (only the newest queued record is written);
-    /// on tmpfs, writes it before returning.
+    /// Queues a lease renewal; returns at once. Only the newest queued record is written.
     pub fn renew(&self, record: RoleRecord) {
-        if self.thread.is_none() {
-            let started = Instant::now();
-            let _w = lock(&self.shared.write);
-            renewed(&self.shared.path, &record, started);
-            return;
-        }
         lock(&self.shared.slot).pending = Some(record);
         self.shared.wake.notify_one();
     }
@@ -135,18 +111,14 @@ fn background(s: &Shared) {
         let Some(record) = lock(&s.slot).pending.take() else {
             continue;
         };
-        renewed(&s.path, &record, Instant::now());
-    }
-}
-
-/// Writes the lease renewal `record` (begun at `started`) and logs a failure or a slow write.
-fn renewed(path: &Path, record: &RoleRecord, started: Instant) {
-    let result = role_file::write(path, record);
-    note_if_slow(path, "lease renewal", started);
-    if let Err(e) = result {
-        // The file keeps the previous lease, which runs out by itself: the gate stops the
-        // work, it never starts a second copy.
-        tracing::error!(error = %e, "lease renewal not written");
+        let started = Instant::now();
+        let result = role_file::write(&s.path, &record);
+        note_if_slow(&s.path, "lease renewal", started);
+        if let Err(e) = result {
+            // The file keeps the previous lease, which runs out by itself: the gate stops the
+            // work, it never starts a second copy.
+            tracing::error!(error = %e, "lease renewal not written");
+        }
     }
 }
 
@@ -176,17 +148,9 @@ mod tests {
 
     #[test]
     fn renewals_land_and_a_release_is_never_overwritten_by_one() {
-        for thread in [true, false] {
-            renewals_and_release(thread);
-        }
-    }
-
-    fn renewals_and_release(thread: bool) {
-        let dir =
-            std::env::temp_dir().join(format!("rdg-role-writer-{}-{thread}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("rdg-role-writer-{}", std::process::id()));
         let path = dir.join("x.role");
-        let w = RoleWriter::with_thread(&path, thread).unwrap();
-        assert_eq!(w.thread.is_some(), thread);
+        let w = RoleWriter::new(&path).unwrap();
         w.write_now(&record(State::HS, 10)).unwrap();
         for lease in 11..=500 {
             w.renew(record(State::HS, lease));
@@ -212,19 +176,5 @@ mod tests {
         drop(w);
         assert_eq!(role_file::read(&path).unwrap(), Some(record(State::SBS, 0)));
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn renewals_are_written_in_place_on_tmpfs_only() {
-        for dir in [std::env::temp_dir(), "/dev/shm".into()] {
-            let path = dir.join(format!("rdg-role-writer-kind-{}.role", std::process::id()));
-            let w = RoleWriter::new(&path).unwrap();
-            assert_eq!(
-                w.thread.is_none(),
-                role_file::on_tmpfs(&path).unwrap(),
-                "{}",
-                path.display()
-            );
-        }
     }
 }

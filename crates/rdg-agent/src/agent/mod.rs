@@ -307,9 +307,8 @@ impl Agent {
         self.notify_standby_after_hot(None);
     }
 
-    /// Lease renewals (hot and still hot, same epoch) go to [`RoleWriter::renew`] (a thread
-    /// of its own unless the file is on tmpfs); every other change is on disk before this
-    /// returns, so a release precedes any announcement.
+    /// Lease renewals (hot and still hot, same epoch) go to the writer thread; every other
+    /// change is on disk before this returns, so a release precedes any announcement.
     fn write_role(&mut self, state: State, epoch: u64, lease_until: Option<Duration>) {
         let renewal = state == State::HS && self.written == Some((state, epoch));
         let record = RoleRecord {
